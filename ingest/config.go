@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sigfollow/media/shared/mediatype"
+)
+
+// Config is everything ingest reads from its environment. Each field's
+// default is in its envDefault tag; `ingest env` lists them.
+type Config struct {
+	// Addr is where the HTTP API listens.
+	Addr string `env:"INGEST_ADDR" envDefault:"127.0.0.1:8080"`
+	// NATSURL locates NATS (JetStream enabled). Comma-separate several
+	// servers of a cluster.
+	NATSURL string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// NATSReplicas is the replica count of the job stream and key-value
+	// buckets: 1 on a single server, 3 on a three-node cluster.
+	NATSReplicas int `env:"NATS_REPLICAS" envDefault:"1"`
+	// S3Endpoint is the object store's URL (MinIO or any S3-compatible store).
+	S3Endpoint  string `env:"S3_ENDPOINT" envDefault:"http://127.0.0.1:9000"`
+	S3AccessKey string `env:"S3_ACCESS_KEY" secret:"true"`
+	S3SecretKey string `env:"S3_SECRET_KEY" secret:"true"`
+	S3Region    string `env:"S3_REGION" envDefault:"us-east-1"`
+	// S3Bucket holds staged uploads; created at start if missing.
+	S3Bucket string `env:"S3_BUCKET" envDefault:"sigfollow-staging"`
+	// DevAPIKey, if set, is accepted as an API key with messages:send for
+	// every phone number id. For local development only.
+	DevAPIKey string `env:"SIGFOLLOW_DEV_API_KEY" secret:"true"`
+	// SyncTimeout is how long POST /media waits for Meta's answer before
+	// answering 504 with the job id (the job still completes).
+	SyncTimeout time.Duration `env:"SYNC_TIMEOUT" envDefault:"60s"`
+	// PublishTimeout bounds a JetStream publish; past it the client gets 503.
+	PublishTimeout time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"2s"`
+	// SpoolDir holds uploads too large for memory while they are checked;
+	// empty means the system's temporary directory.
+	SpoolDir string `env:"SPOOL_DIR"`
+	// SpoolMemoryBytes is the largest upload kept in memory while it is
+	// checked; larger ones go to an unlinked file in SpoolDir.
+	SpoolMemoryBytes int `env:"SPOOL_MEMORY_BYTES" envDefault:"1048576"`
+	// ReadTimeout bounds reading one whole request, body included.
+	ReadTimeout time.Duration `env:"READ_TIMEOUT" envDefault:"5m"`
+	// ShutdownTimeout bounds finishing in-flight requests on SIGTERM.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"90s"`
+	// LogLevel is debug, info, warn or error; LogFormat is json or text.
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
+		errs = append(errs, fmt.Errorf("NATS_REPLICAS must be 1, 3 or 5, not %d", c.NATSReplicas))
+	}
+	if c.SyncTimeout <= 0 || c.PublishTimeout <= 0 || c.ReadTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SYNC_TIMEOUT, PUBLISH_TIMEOUT, READ_TIMEOUT and SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if c.SpoolMemoryBytes < 0 || int64(c.SpoolMemoryBytes) > mediatype.MaxUploadSize {
+		errs = append(errs, fmt.Errorf("SPOOL_MEMORY_BYTES must be between 0 and %d", mediatype.MaxUploadSize))
+	}
+	if c.S3Bucket == "" {
+		errs = append(errs, errors.New("S3_BUCKET must not be empty"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sigfollow/media/ingest/upload"
+	"github.com/sigfollow/media/shared/apikey"
+)
+
+// Config tunes the server; run fills it from the binary's Config.
+type Config struct {
+	// Bucket is the staging bucket.
+	Bucket string
+	// SyncTimeout is how long the synchronous route waits for the worker's
+	// answer before answering 504 with the job id.
+	SyncTimeout time.Duration
+	// PublishTimeout bounds a JetStream publish, so that an outage fails
+	// fast with 503 instead of hanging.
+	PublishTimeout time.Duration
+}
+
+// Deps are the server's collaborators, wired in run.
+type Deps struct {
+	Log      *slog.Logger
+	Auth     *apikey.Authenticator
+	Receiver *upload.Receiver
+	Store    *minio.Client
+	NATS     *nats.Conn
+	JS       jetstream.JetStream
+	Results  jetstream.KeyValue
+}
+
+// Server is ingest's HTTP API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	auth    *apikey.Authenticator
+	recv    *upload.Receiver
+	store   *minio.Client
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	results jetstream.KeyValue
+	replies *replies
+	echo    *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(cfg Config, d Deps) (*Server, error) {
+	if cfg.SyncTimeout <= 0 || cfg.PublishTimeout <= 0 || cfg.Bucket == "" {
+		return nil, errors.New("server: Bucket, SyncTimeout and PublishTimeout are required")
+	}
+	r, err := newReplies(d.NATS)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: d.Log, auth: d.Auth, recv: d.Receiver, store: d.Store,
+		nc: d.NATS, js: d.JS, results: d.Results, replies: r,
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return uuid.NewString() },
+	}))
+	e.Use(s.logRequests)
+	e.Use(middleware.Recover())
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.POST("/v1/:phoneNumberId/media", s.uploadMedia, s.authenticate)
+	s.echo = e
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Close releases the reply subscription.
+func (s *Server) Close() { s.replies.close() }
+
+// logRequests writes one structured line per request. It logs the route
+// pattern and ids, never headers: the Authorization header holds a secret.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request",
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", status),
+			slog.Int64("request_bytes", c.Request().ContentLength),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", c.RealIP()),
+		)
+		return nil
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether NATS (with JetStream) and the object store answer.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"nats": "ok", "storage": "ok"}
+	ready := true
+	if !s.nc.IsConnected() {
+		checks["nats"], ready = "disconnected", false
+	} else if _, err := s.js.AccountInfo(ctx); err != nil {
+		checks["nats"], ready = "jetstream unavailable", false
+	}
+	if ok, err := s.store.BucketExists(ctx, s.cfg.Bucket); err != nil {
+		checks["storage"], ready = "unreachable", false
+	} else if !ok {
+		checks["storage"], ready = "bucket missing", false
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	return c.JSON(status, map[string]any{"ready": ready, "checks": checks})
+}

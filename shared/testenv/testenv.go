@@ -1,0 +1,130 @@
+package testenv
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sigfollow/media/shared/fakegraph"
+	"github.com/sigfollow/media/shared/localstack"
+	"github.com/sigfollow/media/shared/objstore"
+)
+
+// NATS starts an embedded NATS server with JetStream for the test and
+// returns its client URL.
+func NATS(tb testing.TB) string {
+	tb.Helper()
+	s, err := localstack.StartNATS(localstack.NATSConfig{Port: -1, StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
+}
+
+// JetStream connects to url; the connection closes when the test ends.
+func JetStream(tb testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nc, js
+}
+
+// MinIOServer is a running MinIO server.
+type MinIOServer struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+
+	srv *localstack.MinIO
+}
+
+// MinIO starts a real MinIO server for the test, with its own data
+// directory and port. Without the binary (see localstack.MinIOBinary) the
+// test is skipped, except under CI, where it fails: `make test` installs it.
+func MinIO(tb testing.TB) MinIOServer {
+	tb.Helper()
+	bin, err := localstack.MinIOBinary(os.Getenv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("MinIO server binary missing at %s; `make test` installs it", bin)
+		}
+		tb.Skipf("MinIO server binary missing at %s; run `make tools` (or `make test`) to install it", bin)
+	}
+	m, err := localstack.StartMinIO(context.Background(), localstack.MinIOConfig{
+		Binary: bin, Dir: filepath.Join(tb.TempDir(), "minio"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = m.Stop() })
+	return MinIOServer{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, srv: m}
+}
+
+// Kill stops the server at once, as a crash would.
+func (m MinIOServer) Kill() { m.srv.Kill() }
+
+// Config returns an object-store configuration for bucket on this server.
+func (m MinIOServer) Config(bucket string) objstore.Config {
+	return objstore.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Region: "us-east-1", Bucket: bucket}
+}
+
+// Client returns a client for the server with bucket created.
+func (m MinIOServer) Client(tb testing.TB, bucket string) *minio.Client {
+	tb.Helper()
+	c, err := objstore.New(m.Config(bucket))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := objstore.EnsureBucket(ctx, c, bucket); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// FakeGraph serves a fake Graph API for the test and returns it with its
+// base URL.
+func FakeGraph(tb testing.TB, cfg fakegraph.Config) (*fakegraph.Server, string) {
+	tb.Helper()
+	s := fakegraph.New(cfg)
+	ts := httptest.NewServer(s)
+	tb.Cleanup(ts.Close)
+	return s, ts.URL
+}
+
+// Eventually polls cond every 10 ms until it holds, failing the test if it
+// does not within timeout.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msgAndArgs ...any) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			if len(msgAndArgs) > 0 {
+				if f, ok := msgAndArgs[0].(string); ok {
+					tb.Fatalf("condition not met within %v: "+f, append([]any{timeout}, msgAndArgs[1:]...)...)
+				}
+			}
+			tb.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
