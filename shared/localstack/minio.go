@@ -95,7 +95,9 @@ func StartMinIO(ctx context.Context, cfg MinIOConfig) (*MinIO, error) {
 		out = io.Discard
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// Its own process group: a Ctrl-C in the terminal reaches the parent,
+	// which stops MinIO last, after everything that uses it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("localstack: start minio: %w", err)
 	}

@@ -53,10 +53,10 @@ type MinIOServer struct {
 	srv *localstack.MinIO
 }
 
-// MinIO starts a real MinIO server for the test, with its own data
-// directory and port. Without the binary (see localstack.MinIOBinary) the
-// test is skipped, except under CI, where it fails: `make test` installs it.
-func MinIO(tb testing.TB) MinIOServer {
+// MinIOBinary returns the MinIO server binary (see localstack.MinIOBinary).
+// Without it the test is skipped, except under CI, where it fails: `make
+// test` installs it.
+func MinIOBinary(tb testing.TB) string {
 	tb.Helper()
 	bin, err := localstack.MinIOBinary(os.Getenv)
 	if err != nil {
@@ -68,8 +68,15 @@ func MinIO(tb testing.TB) MinIOServer {
 		}
 		tb.Skipf("MinIO server binary missing at %s; run `make tools` (or `make test`) to install it", bin)
 	}
+	return bin
+}
+
+// MinIO starts a real MinIO server for the test, with its own data
+// directory and port (skipping as MinIOBinary does).
+func MinIO(tb testing.TB) MinIOServer {
+	tb.Helper()
 	m, err := localstack.StartMinIO(context.Background(), localstack.MinIOConfig{
-		Binary: bin, Dir: filepath.Join(tb.TempDir(), "minio"),
+		Binary: MinIOBinary(tb), Dir: filepath.Join(tb.TempDir(), "minio"),
 	})
 	if err != nil {
 		tb.Fatal(err)
