@@ -55,10 +55,14 @@ func (s *spool) spill() error {
 	return nil
 }
 
-// ReadAt reads from the spooled bytes.
+// ReadAt reads from the spooled bytes; after Close it fails with
+// os.ErrClosed.
 func (s *spool) ReadAt(p []byte, off int64) (int, error) {
 	if s.f != nil {
 		return s.f.ReadAt(p, off)
+	}
+	if s.buf == nil {
+		return 0, os.ErrClosed
 	}
 	b := *s.buf
 	if off >= int64(len(b)) {

@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -113,7 +114,8 @@ func (rc *Receiver) Receive(w http.ResponseWriter, req *http.Request) (u *Upload
 	if req.ContentLength > MaxRequestSize {
 		return nil, requestTooLarge()
 	}
-	mr := multipart.NewReader(http.MaxBytesReader(w, req.Body, MaxRequestSize), params["boundary"])
+	end := newEndWatcher(http.MaxBytesReader(w, req.Body, MaxRequestSize), params["boundary"])
+	mr := multipart.NewReader(end, params["boundary"])
 
 	f := &form{product: req.URL.Query().Get("messaging_product"), fields: map[string]string{}}
 	var file *received
@@ -124,7 +126,7 @@ func (rc *Receiver) Receive(w http.ResponseWriter, req *http.Request) (u *Upload
 	}()
 	for parts := 0; ; parts++ {
 		p, err := mr.NextRawPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF && end.seen {
 			break
 		}
 		if err != nil {
@@ -161,6 +163,44 @@ func (rc *Receiver) Receive(w http.ResponseWriter, req *http.Request) (u *Upload
 		}
 	}
 	return f.finish(file)
+}
+
+// endWatcher passes the body through and notes whether the multipart close
+// delimiter ("--boundary--" at the start of a line) has gone by. The
+// multipart reader reports a body cut short at a boundary or in a part's
+// header as a normal end (io.EOF), which would let a truncated upload lose
+// its trailing fields silently.
+type endWatcher struct {
+	r     io.Reader
+	delim []byte // "\n--boundary--"
+	tail  []byte // the last len(delim)-1 bytes read, with room for as many more
+	seen  bool
+}
+
+func newEndWatcher(r io.Reader, boundary string) *endWatcher {
+	delim := []byte("\n--" + boundary + "--")
+	tail := make([]byte, 1, 2*len(delim))
+	tail[0] = '\n' // the delimiter may open the body
+	return &endWatcher{r: r, delim: delim, tail: tail}
+}
+
+func (e *endWatcher) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if e.seen || n == 0 {
+		return n, err
+	}
+	k := len(e.delim) - 1
+	// A delimiter spanning the previous read and this one, or inside this one.
+	span := append(e.tail, p[:min(n, k)]...)
+	e.seen = bytes.Contains(span, e.delim) || bytes.Contains(p[:n], e.delim)
+	if n >= k {
+		e.tail = append(e.tail[:0], p[n-k:n]...)
+	} else {
+		keep := min(len(span), k)
+		copy(span, span[len(span)-keep:])
+		e.tail = span[:keep]
+	}
+	return n, err
 }
 
 // form collects the non-file fields as they arrive.
@@ -286,7 +326,9 @@ func (f *form) finish(file *received) (*Upload, error) {
 	}
 	declared := f.typeField
 	if !mediatype.Specific(declared) {
-		declared = file.partType
+		if mediatype.Specific(file.partType) || mediatype.Normalize(declared) == "" {
+			declared = file.partType
+		}
 	} else if mediatype.Specific(file.partType) && mediatype.Normalize(declared) != mediatype.Normalize(file.partType) {
 		return nil, typeConflict(f.typeField, file.partType)
 	}
@@ -367,21 +409,23 @@ var extensions = map[string]string{
 }
 
 // SafeFilename reduces a client's file name to a base name Meta and
-// WhatsApp clients can show: no directories (either slash), no control or
-// invalid UTF-8 characters, no leading dots, at most 200 bytes. An empty
-// result becomes "file" with the type's extension.
+// WhatsApp clients can show: no directories (either slash), no control,
+// bidirectional-override or invalid UTF-8 characters (an override can make
+// "invoice\u202Efdp.exe" display as "invoiceexe.pdf"), no leading dots or
+// surrounding spaces, at most 200 bytes. An empty result becomes "file"
+// with the type's extension.
 func SafeFilename(name, mimeType string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(name)
 	name = strings.ToValidUTF8(name, "")
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' || r == '/' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '"' || r == '/' {
 			return -1
 		}
 		return r
 	}, name)
-	name = strings.TrimLeft(strings.TrimSpace(name), ".")
-	name = cut(name, maxFilenameLen)
+	name = strings.TrimLeftFunc(name, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
+	name = strings.TrimRightFunc(cut(name, maxFilenameLen), unicode.IsSpace)
 	if name == "" {
 		return "file" + extensions[mimeType]
 	}

@@ -59,6 +59,9 @@ func (s *Store) get(ctx context.Context, id string) (*Key, uint64, error) {
 
 // List returns every record, oldest first.
 func (s *Store) List(ctx context.Context) ([]*Key, error) {
+	// Cancelling stops the lister's goroutine if we return before draining it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("apikey: list keys: %w", err)

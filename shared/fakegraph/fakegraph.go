@@ -28,7 +28,8 @@ type Config struct {
 	Token string
 	// PhoneTokens overrides Token for particular phone number ids.
 	PhoneTokens map[string]string
-	// Latency is added to every upload before it is answered.
+	// Latency is added to every upload, once received, before it is
+	// answered.
 	Latency time.Duration
 	// MaxStoredBytes bounds the uploaded bytes kept in memory for download;
 	// the oldest files' bytes are dropped first (their metadata stays).
@@ -64,9 +65,12 @@ type Fault struct {
 	Code    int    `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	// Kind is a preset: "5xx" (500, code 2), "429" (429, code 80007),
-	// "190" (401, code 190), "drop" (close the connection without answering).
+	// "190" (401, code 190), "drop" (close the connection without answering),
+	// "latency" (only delay the answer; the upload then succeeds or fails on
+	// its merits). A fault with no Kind, Status or Code is a latency fault.
 	Kind string `json:"kind,omitempty"`
-	// Latency delays the answer (on top of Config.Latency).
+	// Latency delays the answer, once the upload is received (on top of
+	// Config.Latency).
 	Latency Duration `json:"latency,omitempty"`
 	// Count is how many uploads the fault applies to: 0 means 1, -1 means
 	// until the faults are cleared.
@@ -226,7 +230,15 @@ func (s *Server) Lookup(id string) (Media, bool) {
 }
 
 func (f Fault) withPreset() Fault {
+	if f.Kind == "" && f.Status == 0 && f.Code == 0 && f.Message == "" {
+		f.Kind = "latency"
+	}
+	if f.Count == 0 {
+		f.Count = 1
+	}
 	switch f.Kind {
+	case "latency", "drop":
+		return f
 	case "5xx":
 		f.Status, f.Code = orInt(f.Status, http.StatusInternalServerError), orInt(f.Code, 2)
 		f.Message = orStr(f.Message, "(#2) Service temporarily unavailable")
@@ -239,9 +251,6 @@ func (f Fault) withPreset() Fault {
 	}
 	f.Status = orInt(f.Status, http.StatusInternalServerError)
 	f.Message = orStr(f.Message, fmt.Sprintf("(#%d) Injected failure", f.Code))
-	if f.Count == 0 {
-		f.Count = 1
-	}
 	return f
 }
 
@@ -320,57 +329,66 @@ func (s *Server) token(phone string) string {
 	return s.cfg.Token
 }
 
+// authorized checks the request's token: the phone number's own token, or
+// without a phone number id, any configured token. An empty token never
+// matches.
 func (s *Server) authorized(r *http.Request, phone string) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		got = r.URL.Query().Get("access_token")
 	}
-	want := s.token(phone)
-	if phone == "" && got != "" && hmac.Equal([]byte(got), []byte(s.cfg.Token)) {
+	matches := func(want string) bool { return got != "" && want != "" && hmac.Equal([]byte(got), []byte(want)) }
+	if phone != "" {
+		return matches(s.token(phone))
+	}
+	if matches(s.cfg.Token) {
 		return true
 	}
-	if phone == "" {
-		for _, t := range s.cfg.PhoneTokens {
-			if hmac.Equal([]byte(got), []byte(t)) {
-				return true
-			}
+	for _, t := range s.cfg.PhoneTokens {
+		if matches(t) {
+			return true
 		}
-		return false
 	}
-	return want != "" && hmac.Equal([]byte(got), []byte(want))
+	return false
 }
 
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	phone := r.PathValue("phone")
 	defer s.enter(phone)()
 	if !versionRE.MatchString(r.PathValue("version")) {
-		writeError(w, http.StatusBadRequest, metaError{Code: 2500, Type: "OAuthException", Message: "Unknown path components: /" + r.PathValue("version")})
+		s.reject(w, http.StatusBadRequest, metaError{Code: 2500, Type: "OAuthException", Message: "Unknown path components: /" + r.PathValue("version")})
 		return
 	}
 	if !s.authorized(r, phone) {
 		s.reject(w, http.StatusUnauthorized, metaError{Code: 190, Type: "OAuthException", Message: "Invalid OAuth access token - Cannot parse access token"})
 		return
 	}
+	fault := s.takeFault(phone)
+	up, merr := readUpload(r)
+	// With the whole body read, the server notices a client that hangs up
+	// during the latency below.
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64*1024))
 	s.mu.Lock()
 	latency := s.latency
 	s.mu.Unlock()
-	fault := s.takeFault(phone)
 	if fault != nil {
 		latency += time.Duration(fault.Latency)
 	}
 	if latency > 0 {
+		timer := time.NewTimer(latency)
+		defer timer.Stop()
 		select {
-		case <-time.After(latency):
+		case <-timer.C:
 		case <-r.Context().Done():
 			return
 		}
 	}
-	up, merr := readUpload(r)
-	if fault != nil {
-		if fault.Kind == "drop" {
-			dropConnection(w)
-			return
-		}
+	switch {
+	case fault == nil || fault.Kind == "latency":
+	case fault.Kind == "drop":
+		dropConnection(w)
+		return
+	default:
 		s.reject(w, fault.Status, metaError{Code: fault.Code, Type: "OAuthException", Message: fault.Message})
 		return
 	}
@@ -488,7 +506,7 @@ func readUpload(r *http.Request) (*upload, *metaError) {
 	}
 	if _, known := mediatype.Lookup(mt); known {
 		c := mediatype.Content{Prefix: up.data[:min(len(up.data), mediatype.SniffLen)], Size: int64(len(up.data)), All: bytesReaderAt(up.data)}
-		if err := t.Check(c); err != nil {
+		if err := t.CheckContent(c); err != nil {
 			return nil, &metaError{Code: 131053, Type: "OAuthException", Message: "(#131053) Media upload error", Details: err.Error()}
 		}
 	}
@@ -524,8 +542,9 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) *Media {
 	}
 	s.mu.Lock()
 	m, ok := s.media[id]
+	ok = ok && !m.Deleted
 	s.mu.Unlock()
-	if !ok || m.Deleted || (phone != "" && m.PhoneNumberID != phone) {
+	if !ok || (phone != "" && m.PhoneNumberID != phone) {
 		writeError(w, http.StatusBadRequest, metaError{Code: 100, Subcode: 33, Type: "GraphMethodException",
 			Message: fmt.Sprintf("Unsupported get request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", id)})
 		return nil
@@ -570,11 +589,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	m, ok := s.media[id]
 	var data []byte
-	if ok {
+	if ok && !m.Deleted {
 		data = m.data
 	}
 	s.mu.Unlock()
-	if !ok || m.Deleted || data == nil {
+	if data == nil {
 		http.NotFound(w, r)
 		return
 	}

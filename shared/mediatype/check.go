@@ -3,10 +3,13 @@ package mediatype
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/richardlehane/mscfb"
@@ -126,13 +129,21 @@ func Detect(prefix []byte) (string, []string) {
 }
 
 // Check judges a file declared as t: not empty, within t's size limit, and
-// with content that is what t claims. It returns nil or an *Error.
+// with content that is what t claims. It returns nil, an *Error, or an error
+// reading c.All.
 func (t Type) Check(c Content) error {
-	if c.Size == 0 {
-		return &Error{Reason: ReasonEmpty, Declared: t.MIME, msg: "the file is empty"}
-	}
 	if c.Size > t.MaxSize() {
 		return t.TooLarge(c.Size)
+	}
+	return t.CheckContent(c)
+}
+
+// CheckContent is Check without the size limit: the file must not be empty
+// and its content must be what t claims. The fake Graph API uses it with
+// Meta's own limits, which are larger than SigFollow's for documents.
+func (t Type) CheckContent(c Content) error {
+	if c.Size == 0 {
+		return &Error{Reason: ReasonEmpty, Declared: t.MIME, msg: "the file is empty"}
 	}
 	detected, lineage := Detect(c.Prefix)
 	if !t.accepts(detected, lineage) {
@@ -171,10 +182,11 @@ func (t Type) deepCheck(c Content, detected string) (err error) {
 
 // checkText scans the whole file for binary bytes (WHATWG's "binary data
 // bytes"); mimetype only looks at the prefix. UTF-16 and UTF-32 text (with a
-// BOM) is exempt, as zero bytes are normal there.
+// BOM) is decoded first, as zero bytes are normal there: the BOM alone must
+// not let binary data or markup through.
 func (t Type) checkText(c Content, detected string) error {
-	if hasWideBOM(c.Prefix) {
-		return nil
+	if w, ok := wideEncoding(c.Prefix); ok {
+		return t.checkWideText(c, w)
 	}
 	buf := make([]byte, 32*KiB)
 	r := io.NewSectionReader(c.All, 0, c.Size)
@@ -194,13 +206,97 @@ func (t Type) checkText(c Content, detected string) error {
 	}
 }
 
-func hasWideBOM(p []byte) bool {
-	return bytes.HasPrefix(p, []byte{0xFE, 0xFF}) || bytes.HasPrefix(p, []byte{0xFF, 0xFE}) ||
-		bytes.HasPrefix(p, []byte{0x00, 0x00, 0xFE, 0xFF})
+// wide is a UTF-16 or UTF-32 encoding announced by a byte order mark.
+type wide struct {
+	name  string
+	unit  int // bytes per code unit
+	order binary.ByteOrder
 }
 
-// isBinaryRune is applied to runes decoded from UTF-8; invalid sequences
-// decode as U+FFFD and pass, as legacy 8-bit encodings are still text.
+func wideEncoding(p []byte) (wide, bool) {
+	switch {
+	case bytes.HasPrefix(p, []byte{0xFF, 0xFE, 0x00, 0x00}):
+		return wide{"UTF-32LE", 4, binary.LittleEndian}, true
+	case bytes.HasPrefix(p, []byte{0x00, 0x00, 0xFE, 0xFF}):
+		return wide{"UTF-32BE", 4, binary.BigEndian}, true
+	case bytes.HasPrefix(p, []byte{0xFF, 0xFE}):
+		return wide{"UTF-16LE", 2, binary.LittleEndian}, true
+	case bytes.HasPrefix(p, []byte{0xFE, 0xFF}):
+		return wide{"UTF-16BE", 2, binary.BigEndian}, true
+	}
+	return wide{}, false
+}
+
+// checkWideText decodes a UTF-16 or UTF-32 file: every character must be
+// valid and text, and its beginning must not be markup.
+func (t Type) checkWideText(c Content, w wide) error {
+	bad := func(off int64, why string) error {
+		return t.mismatch("binary data", fmt.Sprintf("it starts with a %s byte order mark, but %s at offset %d", w.name, why, off))
+	}
+	if c.Size%int64(w.unit) != 0 {
+		return bad(c.Size-c.Size%int64(w.unit), "a code unit is cut short")
+	}
+	buf := make([]byte, 32*KiB) // a multiple of every unit size
+	r := io.NewSectionReader(c.All, 0, c.Size)
+	head := make([]byte, 0, SniffLen+utf8.UTFMax) // the text's start as UTF-8, for the markup check
+	high := rune(-1)                              // a pending UTF-16 high surrogate
+	var off int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		for i := 0; i+w.unit <= n; i += w.unit {
+			pos := off + int64(i)
+			var ch rune
+			if w.unit == 2 {
+				ch = rune(w.order.Uint16(buf[i:]))
+			} else {
+				ch = rune(w.order.Uint32(buf[i:]))
+			}
+			switch {
+			case pos == 0:
+				continue // the byte order mark
+			case w.unit == 2 && ch >= 0xD800 && ch < 0xDC00:
+				if high >= 0 {
+					return bad(pos-2, "a surrogate is unpaired")
+				}
+				high = ch
+				continue
+			case w.unit == 2 && ch >= 0xDC00 && ch <= 0xDFFF:
+				if high < 0 {
+					return bad(pos, "a surrogate is unpaired")
+				}
+				ch, high = utf16.DecodeRune(high, ch), -1
+			case high >= 0:
+				return bad(pos-2, "a surrogate is unpaired")
+			case !utf8.ValidRune(ch):
+				return bad(pos, fmt.Sprintf("0x%X is not a character", uint32(ch)))
+			}
+			if isBinaryRune(ch) {
+				return bad(pos, fmt.Sprintf("U+%04X is not text", ch))
+			}
+			if len(head) < SniffLen {
+				head = utf8.AppendRune(head, ch)
+			}
+		}
+		off += int64(n)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("mediatype: reading file: %w", err)
+		}
+	}
+	if high >= 0 {
+		return bad(c.Size-2, "a surrogate is unpaired")
+	}
+	if detected, lineage := Detect(head); !isPlainText(lineage) {
+		return t.mismatch(detected+" ("+w.name+")", "")
+	}
+	return nil
+}
+
+// isBinaryRune is applied to characters decoded from UTF-8 (where invalid
+// sequences decode as U+FFFD and pass, as legacy 8-bit encodings are still
+// text) or from UTF-16 and UTF-32.
 func isBinaryRune(r rune) bool {
 	return r <= 0x08 || r == 0x0B || (r >= 0x0E && r <= 0x1A) || (r >= 0x1C && r <= 0x1F)
 }

@@ -1,6 +1,7 @@
 package mediatype
 
 import (
+	"errors"
 	"mime"
 	"slices"
 	"strings"
@@ -123,12 +124,12 @@ func Whitelist() []string {
 	return out
 }
 
-// Normalize lowercases a MIME type and drops its parameters. A value that
-// does not parse is returned trimmed and lowercased, so that it can still be
-// named in an error.
+// Normalize lowercases a MIME type and drops its parameters, even malformed
+// ones ("image/jpeg; name"). A value whose type itself does not parse is
+// returned trimmed and lowercased, so that it can still be named in an error.
 func Normalize(declared string) string {
 	mt, _, err := mime.ParseMediaType(declared)
-	if err != nil {
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 		return strings.ToLower(strings.TrimSpace(declared))
 	}
 	return mt
