@@ -84,7 +84,7 @@ type cloudAPIResult struct {
 
 // cloudAPIUpload runs the client library's media upload against baseURL
 // with Graph API version "v1".
-func cloudAPIUpload(t *testing.T, node, baseURL, key, phone, file, mimeType, mode string) cloudAPIResult {
+func cloudAPIUpload(t *testing.T, node, baseURL, key, phone, file, mimeType, mode, typeField string) cloudAPIResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -92,7 +92,10 @@ func cloudAPIUpload(t *testing.T, node, baseURL, key, phone, file, mimeType, mod
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, node, "index.mjs", baseURL, "v1", phone, file, mimeType, mode)
+	if typeField == "" {
+		typeField = mimeType
+	}
+	cmd := exec.CommandContext(ctx, node, "index.mjs", baseURL, "v1", phone, file, mimeType, mode, typeField)
 	cmd.Dir = cloudAPIClientDir
 	cmd.Env = append(os.Environ(), "WHATSAPP_TOKEN="+key)
 	var stdout, stderr bytes.Buffer
@@ -138,6 +141,7 @@ func TestCloudAPIClientLibraryUploads(t *testing.T) {
 		file     string
 		mime     string
 		mode     string // how the file is handed to the library: "blob" or "buffer"
+		typ      string // the library's `type` argument; the MIME type if empty
 		filename string // the name Meta should receive
 		status   int    // 0 for success, else the HTTP status the library's error carries
 		category string // the library's error category
@@ -146,6 +150,7 @@ func TestCloudAPIClientLibraryUploads(t *testing.T) {
 		{name: "document pdf", key: e2eDevKey, file: accept("document.pdf"), mime: "application/pdf", mode: "blob", filename: "document.pdf"},
 		{name: "document docx", key: e2eDevKey, file: accept("document.docx"),
 			mime: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", mode: "blob", filename: "document.docx"},
+		{name: "message kind as the type, as in the library's README", key: e2eDevKey, file: accept("image.jpg"), mime: "image/jpeg", mode: "blob", typ: "image", filename: "image.jpg"},
 		{name: "raw bytes as an untyped part", key: e2eDevKey, file: accept("image.png"), mime: "image/png", mode: "buffer", filename: "blob"},
 		{name: "HTML disguised as a JPEG", key: e2eDevKey, file: disguised, mime: "image/jpeg", mode: "blob",
 			status: 400, category: "parameter"},
@@ -159,7 +164,7 @@ func TestCloudAPIClientLibraryUploads(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := p.Graph.Stats().Uploads
-			res := cloudAPIUpload(t, node, p.URL, tc.key, e2ePhone, tc.file, tc.mime, tc.mode)
+			res := cloudAPIUpload(t, node, p.URL, tc.key, e2ePhone, tc.file, tc.mime, tc.mode, tc.typ)
 
 			if tc.status != 0 {
 				if res.Error == nil {

@@ -336,6 +336,9 @@ func (f *form) finish(file *received) (*Upload, error) {
 	if !ok {
 		return nil, mediatype.Unsupported(declared)
 	}
+	if k, isKind := mediatype.KindOf(f.typeField); isKind && !t.FitsKind(k) {
+		return nil, fail(CodeTypeConflict, "the type field says the file is for a %s message but the file part's Content-Type is %s (a %s type)", k, t.MIME, t.Kind)
+	}
 	c := mediatype.Content{Prefix: file.prefix, Size: file.spool.size, All: file.spool}
 	if err := t.Check(c); err != nil {
 		return nil, err

@@ -139,7 +139,26 @@ func Normalize(declared string) string {
 // the generic application/octet-stream do not.
 func Specific(declared string) bool {
 	n := Normalize(declared)
-	return n != "" && n != "application/octet-stream"
+	_, isKind := KindOf(n)
+	return n != "" && n != "application/octet-stream" && !isKind
+}
+
+// KindOf reports whether declared is one of WhatsApp's message kinds
+// ("image", "sticker", "video", "audio", "document") rather than a MIME
+// type. Some Cloud API clients send the message kind in the `type` field;
+// it says which kind the file is for, not what the file is.
+func KindOf(declared string) (Kind, bool) {
+	switch k := Kind(strings.ToLower(strings.TrimSpace(declared))); k {
+	case KindImage, KindSticker, KindVideo, KindAudio, KindDocument:
+		return k, true
+	}
+	return "", false
+}
+
+// FitsKind reports whether a file of type t can be sent as a message of
+// kind k. WebP files are stickers but are images too.
+func (t Type) FitsKind(k Kind) bool {
+	return t.Kind == k || (k == KindImage && t.Kind == KindSticker)
 }
 
 // MetaLimit is Meta's own size limit for the type.

@@ -125,6 +125,8 @@ func TestSpecific(t *testing.T) {
 		{"image/jpeg", true},
 		{"image/gif", true}, // specific, just not accepted
 		{"nonsense", true},
+		{"image", false}, // a message kind, not a MIME type
+		{"Document", false},
 	}
 	for _, tt := range tests {
 		if got := mediatype.Specific(tt.in); got != tt.want {

@@ -15,9 +15,9 @@ import { basename } from "node:path";
 
 import { WhatsAppClient } from "@kapso/whatsapp-cloud-api";
 
-const [baseUrl, graphVersion, phoneNumberId, path, mimeType, mode = "blob"] = process.argv.slice(2);
+const [baseUrl, graphVersion, phoneNumberId, path, mimeType, mode = "blob", typeField = mimeType] = process.argv.slice(2);
 if (!mimeType || !process.env.WHATSAPP_TOKEN || !["blob", "buffer"].includes(mode)) {
-  console.error("usage: WHATSAPP_TOKEN=<key> node index.mjs BASE_URL VERSION PHONE_NUMBER_ID FILE MIME_TYPE [blob|buffer]");
+  console.error("usage: WHATSAPP_TOKEN=<key> node index.mjs BASE_URL VERSION PHONE_NUMBER_ID FILE MIME_TYPE [blob|buffer] [TYPE_FIELD]");
   process.exit(64);
 }
 
@@ -25,8 +25,8 @@ const client = new WhatsAppClient({ baseUrl, graphVersion, accessToken: process.
 const bytes = await readFile(path);
 const input =
   mode === "blob"
-    ? { phoneNumberId, type: mimeType, file: new Blob([bytes], { type: mimeType }), fileName: basename(path) }
-    : { phoneNumberId, type: mimeType, file: bytes };
+    ? { phoneNumberId, type: typeField, file: new Blob([bytes], { type: mimeType }), fileName: basename(path) }
+    : { phoneNumberId, type: typeField, file: bytes };
 
 try {
   const response = await client.media.upload(input);
