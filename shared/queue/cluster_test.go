@@ -5,17 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net"
-	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,80 +17,6 @@ import (
 	"github.com/sigfollow/media/shared/queue"
 	"github.com/sigfollow/media/shared/testenv"
 )
-
-// startCluster runs a three-node NATS cluster with JetStream in this
-// process, on loopback, and waits until it has elected a JetStream meta
-// leader.
-func startCluster(t *testing.T) map[string]*server.Server {
-	t.Helper()
-	// A JetStream cluster needs its routes configured up front, so the
-	// cluster ports are picked before any node starts.
-	ports := make([]int, 3)
-	routes := make([]*url.URL, 3)
-	for i := range ports {
-		ports[i] = freePort(t)
-		routes[i] = &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))}
-	}
-	nodes := map[string]*server.Server{}
-	for i, port := range ports {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoSigs:     true,
-			NoLog:      true,
-			Cluster:    server.ClusterOpts{Name: "sigfollow", Host: "127.0.0.1", Port: port},
-			Routes:     routes,
-
-			JetStreamMaxMemory: 64 << 20,
-			JetStreamMaxStore:  1 << 30,
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s did not start", opts.ServerName)
-		}
-		nodes[opts.ServerName] = s
-	}
-	testenv.Eventually(t, 20*time.Second, func() bool {
-		leaders := 0
-		for _, s := range nodes {
-			if s.NumRoutes() < 2 || !s.JetStreamIsCurrent() {
-				return false
-			}
-			if s.JetStreamIsLeader() {
-				leaders++
-			}
-		}
-		return leaders == 1
-	}, "the three nodes did not form a JetStream cluster")
-	return nodes
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func clientURLs(nodes map[string]*server.Server) string {
-	var urls []string
-	for _, name := range slices.Sorted(maps.Keys(nodes)) {
-		urls = append(urls, nodes[name].ClientURL())
-	}
-	return strings.Join(urls, ",")
-}
 
 // publisher publishes jobs the way ingest does, each under its job id as
 // Nats-Msg-Id, retrying a failed publish with the same id until it is
@@ -169,9 +89,9 @@ func TestClusterLeaderLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	nodes := startCluster(t)
+	nodes := testenv.NATSCluster(t, 3)
 	log := slog.New(slog.DiscardHandler)
-	nc, err := queue.Connect(clientURLs(nodes), "cluster-test", log)
+	nc, err := queue.Connect(testenv.ClusterURL(nodes), "cluster-test", log)
 	if err != nil {
 		t.Fatal(err)
 	}
