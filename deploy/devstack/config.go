@@ -15,6 +15,12 @@ type Config struct {
 	// DevAPIKey is accepted by ingest as an API key with messages:send for
 	// every phone number id. The default is public: for local use only.
 	DevAPIKey string `env:"SIGFOLLOW_DEV_API_KEY" envDefault:"sflo_test_devlocalonly_LocalDevelopmentOnly0NotASecret0" secret:"true"`
+	// DevWebhookSecret signs the webhooks of uploads made with DevAPIKey
+	// (Standard Webhooks format). The default is public: for local use only.
+	DevWebhookSecret string `env:"SIGFOLLOW_DEV_WEBHOOK_SECRET" envDefault:"whsec_c2lnZm9sbG93LWxvY2FsLWRldmVsb3BtZW50LW9ubHk=" secret:"true"`
+	// WebhookAllowedCIDRs lets callback URLs reach these otherwise refused
+	// ranges, so that a webhook receiver on this machine can be used.
+	WebhookAllowedCIDRs string `env:"SIGFOLLOW_WEBHOOK_ALLOWED_CIDRS" envDefault:"127.0.0.0/8,::1/128"`
 	// MetaAccessToken is the token the workers present to the Graph API
 	// and, unless MetaBaseURL is set, the one the fake Graph API expects.
 	MetaAccessToken string `env:"META_ACCESS_TOKEN" envDefault:"dev-meta-token" secret:"true"`

@@ -188,6 +188,7 @@ func up(ctx context.Context, cfg Config, bins binaries, stdout io.Writer) error 
 		"NATS_URL=" + natsURL, "NATS_REPLICAS=1",
 		"S3_ENDPOINT=" + mc.Endpoint, "S3_ACCESS_KEY=" + mc.AccessKey, "S3_SECRET_KEY=" + mc.SecretKey,
 		"S3_BUCKET=" + cfg.S3Bucket, "LOG_LEVEL=" + cfg.LogLevel, "LOG_FORMAT=" + cfg.LogFormat,
+		"SIGFOLLOW_WEBHOOK_ALLOWED_CIDRS=" + cfg.WebhookAllowedCIDRs,
 	}
 	var kids children
 	defer kids.stop(cfg.StopTimeout, force, log)
@@ -200,6 +201,7 @@ func up(ctx context.Context, cfg Config, bins binaries, stdout io.Writer) error 
 	workerEnv := append(slices.Clone(common),
 		"META_BASE_URL="+graphURL, "META_ACCESS_TOKEN="+cfg.MetaAccessToken,
 		"META_PHONE_TOKENS="+phoneTokens(cfg.MetaPhoneTokens), "WORKER_METRICS_ADDR=",
+		"SIGFOLLOW_DEV_WEBHOOK_SECRET="+cfg.DevWebhookSecret,
 	)
 	for i := range cfg.Workers {
 		name := "worker-" + strconv.Itoa(i+1)
@@ -371,6 +373,7 @@ func banner(cfg Config, ingestURL, graphURL, natsURL, minioURL, dataDir string) 
 	fmt.Fprintf(&b, "\n%s (for local use only)\n\n", readyBanner)
 	row("ingest API", ingestURL+"   (GET /healthz, GET /readyz, POST /v1/{phoneNumberId}/media)")
 	row("dev API key", cfg.DevAPIKey)
+	row("webhook secret", cfg.DevWebhookSecret+"   (signs the dev key's callbacks; callbacks may reach "+cfg.WebhookAllowedCIDRs+")")
 	row("workers", fmt.Sprintf("%d, uploading to %s", cfg.Workers, graphURL))
 	if cfg.fake() {
 		row("fake Graph API", graphURL+"   (token: META_ACCESS_TOKEN; faults: POST /_fake/faults)")
