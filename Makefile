@@ -15,7 +15,7 @@ export SIGFOLLOW_MINIO_BIN := $(MINIO_BIN)
 BINARIES := ingest worker fakegraph devstack
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run test test-short vet fmt tools bench clean help
+.PHONY: all build run test test-short vet fmt tools bench clean help faults
 
 all: build
 
@@ -58,6 +58,13 @@ test-short: tools
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The fault-injection run: the stack as separate processes under load while
+# workers, NATS and MinIO are killed and restarted and Meta fails; prints
+# accepted / succeeded / failed / lost / leaked and fails if anything is
+# lost or leaked. FAULTS_FLAGS=-short is the quick version `make test` runs.
+faults: tools build
+	$(GO) run ./deploy/faultrun -ingest bin/ingest -worker bin/worker $(FAULTS_FLAGS)
 
 clean:
 	rm -rf bin .cache

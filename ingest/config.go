@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sigfollow/media/ingest/server"
 	"github.com/sigfollow/media/shared/mediatype"
+	"github.com/sigfollow/media/shared/ratelimit"
 )
 
 // Config is everything ingest reads from its environment. Each field's
@@ -42,8 +44,37 @@ type Config struct {
 	SpoolMemoryBytes int `env:"SPOOL_MEMORY_BYTES" envDefault:"1048576"`
 	// ReadTimeout bounds reading one whole request, body included.
 	ReadTimeout time.Duration `env:"READ_TIMEOUT" envDefault:"5m"`
+	// ReadHeaderTimeout bounds reading a request's headers; a client that
+	// sends them slower loses the connection.
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
+	// BodyIdleTimeout is the longest a request body may stall between two
+	// reads before the request fails (a client that stops sending mid-upload
+	// frees its connection); 0 disables it.
+	BodyIdleTimeout time.Duration `env:"BODY_IDLE_TIMEOUT" envDefault:"30s"`
+	// RateLimitPerMinute is each API key's sustained rate on POST /media,
+	// shared by every ingest replica; 0 disables rate limiting.
+	RateLimitPerMinute int `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	// RateLimitBurst is how many uploads a key may send at once.
+	RateLimitBurst int `env:"RATE_LIMIT_BURST" envDefault:"60"`
+	// SignatureEnforcement is "enforce" (keys created with
+	// -require-signature must sign every upload) or "off" (no signature is
+	// checked, for clients that cannot sign yet).
+	SignatureEnforcement string `env:"SIGNATURE_ENFORCEMENT" envDefault:"enforce"`
+	// OTLPEndpoint, if set, is where traces are exported over OTLP/HTTP
+	// (the standard OpenTelemetry variable); trace context is propagated
+	// either way.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	// ShutdownTimeout bounds finishing in-flight requests on SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"90s"`
+	// WebhookAllowedCIDRs are non-public ranges a callback_url may still
+	// name, comma-separated (e.g. 127.0.0.0/8 for local development). Empty
+	// (the default) accepts public addresses only. Set the same on workers.
+	WebhookAllowedCIDRs string `env:"SIGFOLLOW_WEBHOOK_ALLOWED_CIDRS"`
+	// JobStatusTTL is how long a job's status record is kept.
+	JobStatusTTL time.Duration `env:"JOB_STATUS_TTL" envDefault:"168h"`
+	// MediaCacheTTL is how long a media id is reused for the same bytes,
+	// type and phone number; under Meta's 30 days.
+	MediaCacheTTL time.Duration `env:"MEDIA_CACHE_TTL" envDefault:"696h"`
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
@@ -63,5 +94,22 @@ func (c *Config) validate() error {
 	if c.S3Bucket == "" {
 		errs = append(errs, errors.New("S3_BUCKET must not be empty"))
 	}
+	if c.BodyIdleTimeout < 0 || c.ReadHeaderTimeout <= 0 {
+		errs = append(errs, errors.New("BODY_IDLE_TIMEOUT must not be negative and READ_HEADER_TIMEOUT must be positive"))
+	}
+	if c.RateLimitPerMinute != 0 && !c.rateLimit().Valid() {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_PER_MINUTE (%d) must be 0 (off) or 1 to 60000, and RATE_LIMIT_BURST (%d) at least 1",
+			c.RateLimitPerMinute, c.RateLimitBurst))
+	}
+	if c.SignatureEnforcement != server.SignatureEnforce && c.SignatureEnforcement != server.SignatureOff {
+		errs = append(errs, fmt.Errorf("SIGNATURE_ENFORCEMENT must be %q or %q, not %q",
+			server.SignatureEnforce, server.SignatureOff, c.SignatureEnforcement))
+	}
+	errs = append(errs, c.validateAsync()...)
 	return errors.Join(errs...)
+}
+
+// rateLimit is the per-key limit on POST /media.
+func (c *Config) rateLimit() ratelimit.Limit {
+	return ratelimit.Limit{PerMinute: c.RateLimitPerMinute, Burst: c.RateLimitBurst}
 }

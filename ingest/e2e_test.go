@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/sigfollow/media/shared/envconfig"
 	"github.com/sigfollow/media/shared/fakegraph"
+	"github.com/sigfollow/media/shared/localstack"
 	"github.com/sigfollow/media/shared/testenv"
 )
 
@@ -61,6 +63,12 @@ type pipeline struct {
 	natsURL string
 	store   *minio.Client
 	env     map[string]string
+	// NATS and MinIO can be stopped and started again on the same ports and
+	// data; StopIngest stops ingest as SIGTERM does and returns its error.
+	NATS       *testenv.RestartableNATS
+	MinIO      testenv.MinIOServer
+	StopIngest func() error
+	workers    []*workerProcess
 }
 
 type pipelineOptions struct {
@@ -73,7 +81,8 @@ func startPipeline(t *testing.T, opts pipelineOptions) *pipeline {
 	if opts.workers == 0 {
 		opts.workers = 2
 	}
-	natsURL := testenv.NATS(t)
+	nats := testenv.NewRestartableNATS(t)
+	natsURL := nats.URL
 	mio := testenv.MinIO(t)
 	graph, graphURL := testenv.FakeGraph(t, fakegraph.Config{Token: e2eMetaToken})
 	env := map[string]string{
@@ -85,7 +94,7 @@ func startPipeline(t *testing.T, opts pipelineOptions) *pipeline {
 	for k, v := range opts.env {
 		env[k] = v
 	}
-	p := &pipeline{Graph: graph, natsURL: natsURL, env: env, store: mio.Client(t, "sigfollow-staging")}
+	p := &pipeline{Graph: graph, natsURL: natsURL, env: env, store: mio.Client(t, "sigfollow-staging"), NATS: nats, MinIO: mio}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var cfg Config
@@ -95,9 +104,9 @@ func startPipeline(t *testing.T, opts pipelineOptions) *pipeline {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, testLogWriter{t}, ready) }()
+	p.StopIngest = sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := p.StopIngest(); err != nil {
 			t.Errorf("ingest stopped with %v", err)
 		}
 	})
@@ -115,33 +124,77 @@ func startPipeline(t *testing.T, opts pipelineOptions) *pipeline {
 	return p
 }
 
-func (p *pipeline) startWorker(t *testing.T, bin string, i int) {
+// workerProcess is one running worker binary.
+type workerProcess struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // the exit status, once exited
+}
+
+// Kill stops the worker with SIGKILL, as a crash would, and waits for it.
+func (w *workerProcess) Kill() {
+	_ = w.cmd.Process.Kill()
+	<-w.exited
+}
+
+// Stop sends SIGTERM and waits up to limit for a graceful exit.
+func (w *workerProcess) Stop(limit time.Duration) error {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.exited:
+		return w.err
+	case <-time.After(limit):
+		w.Kill()
+		return fmt.Errorf("did not stop within %v of SIGTERM", limit)
+	}
+}
+
+func (p *pipeline) startWorker(t *testing.T, bin string, i int) *workerProcess {
 	t.Helper()
 	cmd := exec.Command(bin)
 	for k, v := range p.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	// Its health endpoint tells when it pulls jobs.
+	health, err := localstack.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, "WORKER_METRICS_ADDR="+health)
 	out := &prefixWriter{t: t, prefix: fmt.Sprintf("worker-%d", i+1)}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	w := &workerProcess{cmd: cmd, exited: make(chan struct{})}
+	go func() { w.err = cmd.Wait(); close(w.exited) }()
+	p.workers = append(p.workers, w)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("worker-%d exited with %v after SIGTERM", i+1, err)
-			}
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("worker-%d did not stop within 40s of SIGTERM", i+1)
+		case <-w.exited:
+			return // stopped or killed by the test
+		default:
+		}
+		if err := w.Stop(40 * time.Second); err != nil {
+			t.Errorf("worker-%d: %v", i+1, err)
 		}
 	})
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		select {
+		case <-w.exited:
+			t.Fatalf("worker-%d exited at start: %v", i+1, w.err)
+		default:
+		}
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "worker-%d not ready", i+1)
+	return w
 }
 
 func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -169,6 +222,16 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 // upload posts one file the way the seed's curl example does.
 func (p *pipeline) upload(t *testing.T, key, phone string, file []byte, name, mimeType string) (int, map[string]any) {
 	t.Helper()
+	status, _, body, err := p.post(key, phone, file, name, mimeType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, body
+}
+
+// post is upload for any goroutine: it returns what went wrong instead of
+// failing the test, and the response's headers too.
+func (p *pipeline) post(key, phone string, file []byte, name, mimeType string) (int, http.Header, map[string]any, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	_ = w.WriteField("messaging_product", "whatsapp")
@@ -181,17 +244,20 @@ func (p *pipeline) upload(t *testing.T, key, phone string, file []byte, name, mi
 	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/"+phone+"/media", &buf)
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+key)
+	// These tests check what reaches Meta, so every upload goes there; the
+	// media-id cache is tested in async_e2e_test.go.
+	req.Header.Set("Cache-Control", "no-cache")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	var body map[string]any
 	raw, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(raw, &body); err != nil {
-		t.Fatalf("response is not JSON (%d): %q", resp.StatusCode, raw)
+		return resp.StatusCode, resp.Header, nil, fmt.Errorf("response is not JSON (%d): %q", resp.StatusCode, raw)
 	}
-	return resp.StatusCode, body
+	return resp.StatusCode, resp.Header, body, nil
 }
 
 // staged counts what is left in the staging bucket.
@@ -337,7 +403,10 @@ func TestMetaFailuresEndToEnd(t *testing.T) {
 			t.Fatalf("got %d %v", status, body)
 		}
 	})
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 0 }, "staged objects left behind")
+	// The refused token and Meta's outage are dead-lettered, their staged
+	// files kept for a replay; nothing else stays.
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 2 && p.keptForReplay(t) == 2 },
+		"staged objects other than the dead-lettered jobs' left behind")
 }
 
 // TestKeysCLI creates, uses, lists and revokes a key with `ingest keys`.

@@ -15,7 +15,8 @@ import (
 )
 
 const keysUsage = `usage:
-  ingest keys create -name NAME -phone ID[,ID...] [-mode live|test] [-scope messages:send]
+  ingest keys create -name NAME -phone ID[,ID...] [-mode live|test] [-scope messages:send] [-require-signature]
+        [-rate-per-minute N -rate-burst N]
         create a key and print it once (use -phone '*' for every phone number id)
   ingest keys list
         list keys (never their secret part)
@@ -65,6 +66,9 @@ func createKey(ctx context.Context, store *apikey.Store, args []string, stdout i
 	mode := fs.String("mode", apikey.ModeLive, "live or test")
 	phones := fs.String("phone", "", "comma-separated phone number ids the key may act for, or *")
 	scopes := fs.String("scope", apikey.ScopeMessagesSend, "comma-separated scopes")
+	requireSig := fs.Bool("require-signature", false, "uploads with this key must carry X-SigFollow-Signature (prints the signing secret once)")
+	ratePerMinute := fs.Int("rate-per-minute", 0, "this key's own sustained upload rate (0: the server's RATE_LIMIT_PER_MINUTE)")
+	rateBurst := fs.Int("rate-burst", 0, "this key's own burst (0: the server's RATE_LIMIT_BURST)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,10 +79,24 @@ func createKey(ctx context.Context, store *apikey.Store, args []string, stdout i
 	if err != nil {
 		return err
 	}
+	if *ratePerMinute < 0 || *ratePerMinute > 60000 || *rateBurst < 0 {
+		return errors.New("keys create: -rate-per-minute must be 0 to 60000 and -rate-burst not negative")
+	}
+	k.RateLimitPerMinute, k.RateLimitBurst = *ratePerMinute, *rateBurst
+	if *requireSig {
+		if k.SigningSecret, err = apikey.NewSigningSecret(); err != nil {
+			return err
+		}
+		k.RequireSignature = true
+	}
 	if err := store.Create(ctx, k); err != nil {
 		return err
 	}
+	if k.RequireSignature {
+		fmt.Fprintf(stdout, "signing secret:  %s\n\nUploads with this key must be signed with this secret (X-SigFollow-Signature); it is shown only this once.\n\n", k.SigningSecret)
+	}
 	fmt.Fprintf(stdout, "key id:  %s\nkey:     %s\n\nStore the key now: it is shown only this once (only its hash is kept).\n", k.ID, plaintext)
+	fmt.Fprintf(stdout, "\nwebhook secret:  %s\n\nWebhooks for this key are signed with this secret (Standard Webhooks); keep it to verify them.\n", k.WebhookSecret)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,14 +14,19 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sigfollow/media/ingest/server"
 	"github.com/sigfollow/media/ingest/upload"
 	"github.com/sigfollow/media/shared/apikey"
 	"github.com/sigfollow/media/shared/envconfig"
+	"github.com/sigfollow/media/shared/health"
 	"github.com/sigfollow/media/shared/logging"
 	"github.com/sigfollow/media/shared/objstore"
 	"github.com/sigfollow/media/shared/queue"
+	"github.com/sigfollow/media/shared/ratelimit"
+	"github.com/sigfollow/media/shared/tracing"
 )
 
 const usage = `usage:
@@ -53,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "env":
 		return envconfig.Print(stdout, &cfg)
 	case "healthcheck":
-		return healthcheck(ctx, cfg.Addr)
+		return health.Probe(ctx, cfg.Addr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err
@@ -83,12 +87,27 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready chan<- strin
 		return err
 	}
 
+	tp, err := tracing.NewProvider(ctx, tracing.Config{Service: "sigfollow-ingest", OTLPEndpoint: cfg.OTLPEndpoint}, log)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(tp, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var limiter *ratelimit.Limiter
+	if cfg.RateLimitPerMinute > 0 {
+		limiter = ratelimit.New(topo.RateLimits, nil)
+	}
+
 	srv, err := server.New(server.Config{
 		Bucket: cfg.S3Bucket, SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout,
+		RateLimit: cfg.rateLimit(), EnforceSignatures: cfg.SignatureEnforcement == server.SignatureEnforce,
+		ReadTimeout: cfg.ReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
 	}, server.Deps{
 		Log: log, Auth: apikey.NewAuthenticator(apikey.NewStore(topo.Keys), cfg.DevAPIKey),
 		Receiver: upload.NewReceiver(cfg.SpoolDir, cfg.SpoolMemoryBytes),
-		Store:    store, NATS: nc, JS: js, Results: topo.Results,
+		Store:    store, NATS: nc, JS: js, Results: topo.Results, Async: cfg.asyncDeps(topo),
+		Limiter: limiter, Metrics: server.NewMetrics(reg), Tracing: tp,
 	})
 	if err != nil {
 		return err
@@ -101,7 +120,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready chan<- strin
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		// The synchronous route waits for Meta before it writes.
 		WriteTimeout:   cfg.SyncTimeout + cfg.ReadTimeout,
@@ -143,7 +162,7 @@ func connectQueue(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn
 		nc.Close()
 		return nil, nil, nil, err
 	}
-	topo, err := queue.Declare(ctx, js, queue.Config{Replicas: cfg.NATSReplicas}, log)
+	topo, err := queue.Declare(ctx, js, queue.Config{Replicas: cfg.NATSReplicas, StatusTTL: cfg.JobStatusTTL, CacheTTL: cfg.MediaCacheTTL}, log)
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err
@@ -163,30 +182,4 @@ func connectStore(ctx context.Context, cfg Config) (*minio.Client, error) {
 		return nil, err
 	}
 	return store, nil
-}
-
-// healthcheck asks the local server for /healthz.
-func healthcheck(ctx context.Context, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New("healthz answered " + resp.Status)
-	}
-	return nil
 }

@@ -62,9 +62,42 @@ type Config struct {
 	// ShutdownTimeout is how long SIGTERM waits for uploads in flight before
 	// handing them back to the queue.
 	ShutdownTimeout time.Duration `env:"WORKER_SHUTDOWN_TIMEOUT" envDefault:"30s"`
-	// MetricsAddr, if set, is where /healthz and /readyz are served.
-	// Empty (the default) serves nothing.
+	// MaxInflightPerPhone caps one process's uploads in flight to Meta for
+	// one phone number id, so one busy or throttled number cannot take every
+	// slot; across N worker processes a number has at most N times this.
+	// 0 means no cap beyond WORKER_CONCURRENCY.
+	MaxInflightPerPhone int `env:"WORKER_MAX_INFLIGHT_PER_PHONE" envDefault:"2"`
+	// MetricsAddr, if set, is where /healthz, /readyz and /metrics
+	// (Prometheus) are served. Empty (the default) serves nothing.
 	MetricsAddr string `env:"WORKER_METRICS_ADDR"`
+	// OTLPEndpoint, if set, is where traces are exported over OTLP/HTTP
+	// (the standard OpenTelemetry variable); trace context is carried from
+	// ingest either way and logged as trace_id.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+
+	// WebhookSchedule is the delay before each webhook try, comma-separated;
+	// its length is the number of tries. After the last failed try the
+	// delivery is dead-lettered.
+	WebhookSchedule []time.Duration `env:"WEBHOOK_SCHEDULE" envDefault:"0s,5s,5m,30m,2h,5h,10h,10h"`
+	// WebhookTimeout bounds one webhook try.
+	WebhookTimeout time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"15s"`
+	// WebhookMaxRetryAfter caps how far a receiver's Retry-After may
+	// postpone the next try.
+	WebhookMaxRetryAfter time.Duration `env:"WEBHOOK_MAX_RETRY_AFTER" envDefault:"24h"`
+	// WebhookConcurrency is how many webhooks one process sends at once.
+	WebhookConcurrency int `env:"WEBHOOK_CONCURRENCY" envDefault:"16"`
+	// WebhookAllowedCIDRs are non-public ranges webhooks may still be sent
+	// to, comma-separated (e.g. 127.0.0.0/8 for local development). Empty
+	// (the default) allows public addresses only.
+	WebhookAllowedCIDRs string `env:"SIGFOLLOW_WEBHOOK_ALLOWED_CIDRS"`
+	// DevWebhookSecret signs the webhooks of jobs submitted with
+	// SIGFOLLOW_DEV_API_KEY ("whsec_" and base64). For local development.
+	DevWebhookSecret string `env:"SIGFOLLOW_DEV_WEBHOOK_SECRET" secret:"true"`
+	// JobStatusTTL is how long a job's status record is kept.
+	JobStatusTTL time.Duration `env:"JOB_STATUS_TTL" envDefault:"168h"`
+	// MediaCacheTTL is how long a media id is reused for the same bytes,
+	// type and phone number; under Meta's 30 days.
+	MediaCacheTTL time.Duration `env:"MEDIA_CACHE_TTL" envDefault:"696h"`
 
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
@@ -108,11 +141,15 @@ func (c *Config) validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("WORKER_SHUTDOWN_TIMEOUT must not be negative"))
 	}
+	if c.MaxInflightPerPhone < 0 {
+		errs = append(errs, fmt.Errorf("WORKER_MAX_INFLIGHT_PER_PHONE must not be negative, not %d", c.MaxInflightPerPhone))
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("WORKER_METRICS_ADDR %q must be host:port", c.MetricsAddr))
 		}
 	}
+	errs = append(errs, c.validateAsync()...)
 	return errors.Join(errs...)
 }
 
@@ -122,6 +159,7 @@ func (c *Config) processConfig() process.Config {
 		Tokens:      process.Tokens{Default: c.MetaAccessToken, PerPhone: c.MetaPhoneTokens},
 		Concurrency: c.Concurrency, AckWait: c.AckWait, MaxDeliver: c.MaxDeliver,
 		BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax, ShutdownTimeout: c.ShutdownTimeout,
+		MaxInflightPerPhone: c.MaxInflightPerPhone,
 	}
 }
 

@@ -15,11 +15,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sigfollow/media/shared/envconfig"
+	"github.com/sigfollow/media/shared/health"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/logging"
 	"github.com/sigfollow/media/shared/objstore"
 	"github.com/sigfollow/media/shared/queue"
+	"github.com/sigfollow/media/shared/tracing"
 	"github.com/sigfollow/media/worker/graph"
 	"github.com/sigfollow/media/worker/process"
 )
@@ -27,6 +33,9 @@ import (
 const usage = `usage:
   worker        pull upload jobs and send them to Meta (configured by environment variables)
   worker env    list the environment variables worker reads
+  worker dlq    list, replay or drop dead-lettered jobs (worker dlq help)
+  worker healthcheck
+                exit 0 if the local worker answers /healthz on WORKER_METRICS_ADDR (for container health checks)
 `
 
 // run is the whole program; main only calls it.
@@ -47,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stderr)
 	case "env":
 		return envconfig.Print(stdout, &cfg)
+	case "dlq":
+		return runDLQ(ctx, cfg, args[2:], stdout)
+	case "healthcheck":
+		return health.Probe(ctx, cfg.MetricsAddr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err
@@ -85,9 +98,18 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		nc.Close()
 	}()
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := process.NewMetrics(reg)
+	tp, err := tracing.NewProvider(ctx, tracing.Config{Service: "sigfollow-worker", OTLPEndpoint: cfg.OTLPEndpoint}, log)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(tp, log)
+
 	var ready atomic.Bool
 	if cfg.MetricsAddr != "" {
-		shutdown, err := serveHealth(cfg.MetricsAddr, nc, &ready, log)
+		shutdown, err := serveHealth(cfg.MetricsAddr, nc, &ready, reg, log)
 		if err != nil {
 			return err
 		}
@@ -98,7 +120,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	topo, err := queue.Declare(ctx, js, queue.Config{Replicas: cfg.NATSReplicas}, log)
+	topo, err := queue.Declare(ctx, js, queue.Config{Replicas: cfg.NATSReplicas, StatusTTL: cfg.JobStatusTTL, CacheTTL: cfg.MediaCacheTTL}, log)
 	if err != nil {
 		return stoppedEarly(err)
 	}
@@ -106,6 +128,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	if err != nil {
 		return stoppedEarly(err)
 	}
+	reg.MustRegister(process.NewQueueCollector(cons))
 	store, err := objstore.New(objstore.Config{
 		Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
 		Region: cfg.S3Region, Bucket: cfg.S3Bucket,
@@ -121,11 +144,27 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return err
 	}
 	proc, err := process.New(cfg.processConfig(), process.Deps{
-		Graph: meta, Store: store, Results: topo.Results, Conn: nc, Log: log,
+		Graph: meta, Store: store, Results: topo.Results, Conn: nc, Log: log, Metrics: metrics, Tracing: tp,
+		Async:       &process.Async{Statuses: job.NewStatuses(topo.Status), Cache: topo.Cache, JS: js},
+		DeadLetters: queue.NewDeadLetters(js, topo),
 	})
 	if err != nil {
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if err := proc.WatchDeadLetters(watchCtx); err != nil {
+			log.Error("watching for jobs that used up their deliveries failed", "err", err)
+		}
+	}()
+	defer func() { stopWatch(); <-watched }()
+	stopDispatching, err := startDispatcher(ctx, cfg, js, topo, log)
+	if err != nil {
+		return stoppedEarly(err)
+	}
+	defer stopDispatching()
 
 	ready.Store(true)
 	log.Info("ready", "consumer", queue.Consumer, "stream", topo.Jobs.CachedInfo().Config.Name)
@@ -135,14 +174,16 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	return nil
 }
 
-// serveHealth serves /healthz (the process is alive) and /readyz (it is
-// pulling jobs and connected to NATS) on addr until shutdown is called.
-func serveHealth(addr string, nc *nats.Conn, ready *atomic.Bool, log *slog.Logger) (shutdown func(), err error) {
+// serveHealth serves /healthz (the process is alive), /readyz (it is
+// pulling jobs and connected to NATS) and /metrics (reg, in Prometheus'
+// format) on addr until shutdown is called.
+func serveHealth(addr string, nc *nats.Conn, ready *atomic.Bool, reg *prometheus.Registry, log *slog.Logger) (shutdown func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

@@ -106,6 +106,23 @@ func TestRunHandlesJobsUntilStopped(t *testing.T) {
 	if m, ok := fake.Lookup(result.MediaID); !ok || m.SHA256 != hexSum(data) {
 		t.Errorf("Meta holds %+v (found %v), want sha256 %s", m, ok, hexSum(data))
 	}
+	// The job is counted once acknowledged, just after the answer.
+	var metrics bytes.Buffer // the last scrape, shown if the wait fails
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		metrics.Reset()
+		_, _ = io.Copy(&metrics, resp.Body)
+		for _, want := range []string{`sigfollow_worker_jobs_total{outcome="succeeded"} 1`, "sigfollow_queue_jobs_in_progress 0", "go_goroutines"} {
+			if !strings.Contains(metrics.String(), want) {
+				return false
+			}
+		}
+		return true
+	}, "/metrics lacks the job, the queue or the runtime:\n%s", &metrics)
 
 	cancel()
 	select {

@@ -12,12 +12,15 @@ import (
 
 const keyContextKey = "sigfollow.apikey"
 
-// authenticate resolves the Bearer key (401 if missing or unknown), checks
-// the phone number id in the path (400 if not digits) and the key's right to
-// it (403 without messages:send or for another number), all before the body
-// is read.
+// authenticate answers 503 at once while NATS is down, resolves the Bearer
+// key (401 if missing or unknown), checks the phone number id in the path
+// (400 if not digits) and the key's right to it (403 without messages:send
+// or for another number), all before the body is read.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := s.queueDown(); err != nil {
+			return err
+		}
 		token, _ := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		key, err := s.auth.Authenticate(c.Request().Context(), token)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/sigfollow/media/shared/apikey"
 	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/mediatype"
+	"github.com/sigfollow/media/shared/webhook"
 )
 
 // Error codes of errors that are not the client's file or form (those come
@@ -28,6 +29,14 @@ const (
 	CodeStoreUnavailable   = "storage_unavailable"
 	CodeTimeout            = "upload_timeout"
 	CodeInternal           = "internal_error"
+	CodeRateLimited        = "rate_limited"
+	CodeInvalidSignature   = "invalid_signature"
+	// Asynchronous jobs, Idempotency-Key (async.go, idempotency.go).
+	CodeInvalidCallbackURL    = "invalid_callback_url"
+	CodeInvalidIdempotencyKey = "invalid_idempotency_key"
+	CodeIdempotencyKeyReused  = "idempotency_key_reused"
+	CodeIdempotencyInProgress = "idempotency_key_in_use"
+	CodeJobNotFound           = "job_not_found"
 )
 
 // apiError is an error with its HTTP status and the JSON body's fields.
@@ -73,6 +82,7 @@ func toAPIError(err error) *apiError {
 		me  *mediatype.Error
 		he  *echo.HTTPError
 		jer *job.Error
+		wue *webhook.URLError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -91,6 +101,8 @@ func toAPIError(err error) *apiError {
 			status = http.StatusRequestEntityTooLarge
 		}
 		return &apiError{Status: status, Code: string(me.Reason), Message: me.Error(), Declared: me.Declared, Detected: me.Detected, Limit: me.Limit}
+	case errors.As(err, &wue):
+		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidCallbackURL, Message: wue.Error()}
 	case errors.As(err, &jer):
 		return resultError(jer)
 	case errors.As(err, &he):

@@ -16,6 +16,7 @@ import (
 	"github.com/sigfollow/media/ingest/upload"
 	"github.com/sigfollow/media/shared/apikey"
 	"github.com/sigfollow/media/shared/job"
+	"github.com/sigfollow/media/shared/tracing"
 )
 
 // uploadMedia is POST /v1/:phoneNumberId/media. The key was checked by
@@ -25,12 +26,26 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	req := c.Request()
 	ctx := req.Context()
 
-	// Validate: read the multipart body in one streaming pass.
+	// Validate: read the multipart body in one streaming pass, hashing it
+	// for the signature if the key requires one, and check the signature
+	// before anything is staged.
+	bodyRead := s.watchBody(c)
+	signed, err := s.startSignature(req, key)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
 	u, err := s.recv.Receive(c.Response(), req)
 	if err != nil {
 		return err
 	}
 	defer u.Close()
+	if err := s.verify(signed); err != nil {
+		return err
+	}
+	bodyRead()
+	s.metrics.since(stageReceive, start)
+	s.metrics.fileBytes.Observe(float64(u.Size))
 
 	j := job.Job{
 		ID: job.NewID(), PhoneNumberID: c.Param("phoneNumberId"), Bucket: s.cfg.Bucket,
@@ -39,27 +54,50 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	}
 	j.ObjectKey = objectKey(j)
 
+	// An Idempotency-Key retry or a media-id cache hit is answered here;
+	// a callback_url or Prefer: respond-async makes the job asynchronous.
+	sub, err := s.submission(c, key, u, &j)
+	if err != nil || sub.answered {
+		return err
+	}
+	defer sub.finish()
+
 	// Stage.
+	start = time.Now()
 	if err := s.stage(ctx, j, u); err != nil {
 		return err
 	}
+	s.metrics.since(stageStage, start)
 	u.Close() // the staged copy is all that is needed from here
+
+	if err := s.recordQueued(ctx, j); err != nil {
+		s.unstage(j)
+		return err
+	}
 
 	// Publish, having registered for the answer first.
 	replyTo, answer, done := s.replies.expect(j.ID)
 	defer done()
+	start = time.Now()
 	if err := s.publish(ctx, j, replyTo); err != nil {
 		s.unstage(j)
 		return err
 	}
+	s.metrics.since(stagePublish, start)
 	s.log.Info("job published", "request_id", requestID(c), "job_id", j.ID, "phone_number_id", j.PhoneNumberID,
-		"type", j.Type, "size", j.Size, "key_id", key.ID)
+		"type", j.Type, "size", j.Size, "key_id", key.ID, "trace_id", tracing.TraceID(ctx))
+	sub.published()
+	if sub.async {
+		return s.accept(c, job.StatusRecord{JobID: j.ID, PhoneNumberID: j.PhoneNumberID, Status: job.StatusQueued})
+	}
 
 	// Wait.
+	start = time.Now()
 	res, err := s.await(ctx, j.ID, answer)
 	if err != nil {
 		return err
 	}
+	s.metrics.since(stageWait, start)
 	c.Response().Header().Set("Sigfollow-Job-Id", j.ID)
 	if res.Status != job.StatusSucceeded {
 		if res.Error == nil {
@@ -85,7 +123,12 @@ func (s *Server) stage(ctx context.Context, j job.Job, u *upload.Upload) error {
 	_, err := s.store.PutObject(ctx, j.Bucket, j.ObjectKey, u.Body(), u.Size, minio.PutObjectOptions{
 		ContentType:      j.Type,
 		DisableMultipart: true,
-		UserMetadata:     map[string]string{"job-id": j.ID, "sha256": j.SHA256},
+		// Over plain HTTP the client would otherwise sign every 64 KiB
+		// chunk's SHA-256 and the store verify each one: two more hashing
+		// passes over the file. The worker checks the file's SHA-256 on its
+		// way to Meta (as it must anyway), and HTTPS sends no payload hash.
+		DisableContentSha256: true,
+		UserMetadata:         map[string]string{"job-id": j.ID, "sha256": j.SHA256},
 	})
 	if err == nil {
 		return nil
@@ -100,13 +143,36 @@ func (s *Server) stage(ctx context.Context, j job.Job, u *upload.Upload) error {
 		Message: "the upload could not be staged: storage is unavailable; retry shortly", cause: err}
 }
 
-// unstage removes a staged file that no job will take care of.
+// unstage removes a staged file that no job will take care of. If the
+// store is down it keeps trying in the background for unstageFor, without
+// holding up the answer; the bucket's lifecycle rule removes what is left.
 func (s *Server) unstage(j job.Job) {
+	if err := s.removeStaged(j); err == nil {
+		return
+	}
+	go func() {
+		wait := time.Second
+		for deadline := time.Now().Add(unstageFor); time.Now().Before(deadline); wait = min(2*wait, 15*time.Second) {
+			time.Sleep(wait)
+			if s.removeStaged(j) == nil {
+				return
+			}
+		}
+		s.log.Warn("staged object not removed; the bucket's lifecycle rule will expire it", "job_id", j.ID, "object", j.ObjectKey)
+	}()
+}
+
+// unstageFor is how long a failed removal of a staged file is retried.
+const unstageFor = 2 * time.Minute
+
+func (s *Server) removeStaged(j job.Job) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.store.RemoveObject(ctx, j.Bucket, j.ObjectKey, minio.RemoveObjectOptions{}); err != nil {
+	err := s.store.RemoveObject(ctx, j.Bucket, j.ObjectKey, minio.RemoveObjectOptions{})
+	if err != nil {
 		s.log.Warn("removing staged object", "job_id", j.ID, "object", j.ObjectKey, "err", err)
 	}
+	return err
 }
 
 // publish hands the job to JetStream and returns once it is stored. The job
@@ -121,15 +187,30 @@ func (s *Server) publish(ctx context.Context, j job.Job, replyTo string) error {
 	if replyTo != "" {
 		msg.Header.Set(job.HeaderReplyTo, replyTo)
 	}
+	tracing.Inject(ctx, msg.Header)
 	// Publishing must not wait on a client that has gone away, nor hang
 	// while NATS is down.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
 	if _, err := s.js.PublishMsg(pctx, msg, jetstream.WithMsgID(j.ID), jetstream.WithExpectStream(job.Stream)); err != nil {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeQueueUnavailable, RetryAfter: 5,
-			Message: "the upload could not be queued: the job queue is unavailable; retry shortly", cause: err}
+		return queueUnavailable(err)
 	}
 	return nil
+}
+
+// queueDown fails fast while the NATS connection is down: nothing could be
+// looked up or queued, and waiting for a reconnect would hold the client
+// for the publish timeout or longer.
+func (s *Server) queueDown() error {
+	if s.nc.IsConnected() {
+		return nil
+	}
+	return queueUnavailable(fmt.Errorf("nats connection %s", s.nc.Status()))
+}
+
+func queueUnavailable(cause error) *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Code: CodeQueueUnavailable, RetryAfter: 5,
+		Message: "the upload could not be queued: the job queue is unavailable; retry shortly", cause: cause}
 }
 
 // await waits for the job's answer, up to the synchronous timeout. On

@@ -13,9 +13,14 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sigfollow/media/ingest/upload"
 	"github.com/sigfollow/media/shared/apikey"
+	"github.com/sigfollow/media/shared/ratelimit"
+	"github.com/sigfollow/media/shared/tracing"
 )
 
 // Config tunes the server; run fills it from the binary's Config.
@@ -28,6 +33,17 @@ type Config struct {
 	// PublishTimeout bounds a JetStream publish, so that an outage fails
 	// fast with 503 instead of hanging.
 	PublishTimeout time.Duration
+	// RateLimit is each API key's budget on POST /media, shared by every
+	// replica through Deps.Limiter.
+	RateLimit ratelimit.Limit
+	// EnforceSignatures makes POST /media check X-SigFollow-Signature for
+	// keys that require signing; false checks none.
+	EnforceSignatures bool
+	// ReadTimeout is the longest a whole request may take to arrive (the
+	// http.Server's ReadTimeout); BodyIdleTimeout the longest the body may
+	// stall between two reads. Zero disables the idle check.
+	ReadTimeout     time.Duration
+	BodyIdleTimeout time.Duration
 }
 
 // Deps are the server's collaborators, wired in run.
@@ -39,6 +55,16 @@ type Deps struct {
 	NATS     *nats.Conn
 	JS       jetstream.JetStream
 	Results  jetstream.KeyValue
+	// Async enables asynchronous jobs, job status, Idempotency-Key and the
+	// media-id cache (async.go); nil disables them.
+	Async *AsyncDeps
+	// Limiter holds the shared rate-limit state; nil disables rate
+	// limiting.
+	Limiter *ratelimit.Limiter
+	// Metrics are served on /metrics; nil makes a set on a fresh registry.
+	Metrics *Metrics
+	// Tracing makes the request spans; nil traces nothing.
+	Tracing trace.TracerProvider
 }
 
 // Server is ingest's HTTP API.
@@ -51,8 +77,12 @@ type Server struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	results jetstream.KeyValue
+	async   *asyncState
 	replies *replies
 	echo    *echo.Echo
+	limiter *ratelimit.Limiter
+	metrics *Metrics
+	tracer  trace.Tracer
 }
 
 // New builds the server and its routes.
@@ -60,25 +90,39 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.SyncTimeout <= 0 || cfg.PublishTimeout <= 0 || cfg.Bucket == "" {
 		return nil, errors.New("server: Bucket, SyncTimeout and PublishTimeout are required")
 	}
+	async, err := newAsyncState(d.Async)
+	if err != nil {
+		return nil, err
+	}
 	r, err := newReplies(d.NATS)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg: cfg, log: d.Log, auth: d.Auth, recv: d.Receiver, store: d.Store,
-		nc: d.NATS, js: d.JS, results: d.Results, replies: r,
+		nc: d.NATS, js: d.JS, results: d.Results, replies: r, async: async,
+		limiter: d.Limiter, metrics: d.Metrics,
 	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if d.Tracing == nil {
+		d.Tracing = noop.NewTracerProvider()
+	}
+	s.tracer = d.Tracing.Tracer("github.com/sigfollow/media/ingest/server")
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return uuid.NewString() },
 	}))
-	e.Use(s.logRequests)
+	e.Use(s.traceRequests, s.logRequests)
 	e.Use(middleware.Recover())
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.POST("/v1/:phoneNumberId/media", s.uploadMedia, s.authenticate)
+	e.GET("/metrics", s.metrics.handler())
+	e.POST("/v1/:phoneNumberId/media", s.uploadMedia, s.authenticate, s.rateLimit)
+	e.GET("/v1/:phoneNumberId/media/jobs/:jobId", s.jobStatus, s.authenticate, s.rateLimit)
 	s.echo = e
 	return s, nil
 }
@@ -99,6 +143,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		status := c.Response().Status
+		s.metrics.observeRequest(c, time.Since(start))
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelWarn
@@ -111,6 +156,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int64("request_bytes", c.Request().ContentLength),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", c.RealIP()),
+			slog.String("trace_id", tracing.TraceID(c.Request().Context())),
 		)
 		return nil
 	}

@@ -211,6 +211,7 @@ type form struct {
 	rawBody   []byte
 	rawCT     string
 	afterFile [][2]string
+	header    http.Header // extra request headers
 }
 
 func fixture(t *testing.T, name string) []byte {
@@ -285,6 +286,9 @@ func (s *stack) post(t *testing.T, f form) response {
 	req.Header.Set("Content-Type", ct)
 	if f.key != "" {
 		req.Header.Set("Authorization", "Bearer "+f.key)
+	}
+	for k, v := range f.header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -41,6 +41,30 @@ type Key struct {
 	PhoneNumberIDs []string   `json:"phone_number_ids"`
 	CreatedAt      time.Time  `json:"created_at"`
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	// WebhookSecret ("whsec_…") signs this key's webhooks. Unlike the key,
+	// it is stored as is: the webhook dispatcher needs it to sign. Never
+	// log it.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// RequireSignature makes POST /media demand an X-SigFollow-Signature
+	// made with SigningSecret.
+	RequireSignature bool `json:"require_signature,omitempty"`
+	// SigningSecret ("sfsig_…") is the HMAC-SHA256 key of this key's request
+	// signatures. Like WebhookSecret it is stored as is (the server needs it
+	// to verify), shown once at creation, and never logged.
+	SigningSecret string `json:"signing_secret,omitempty"`
+	// RateLimitPerMinute and RateLimitBurst, when positive, replace the
+	// server's default rate limit for this key.
+	RateLimitPerMinute int `json:"rate_limit_per_minute,omitempty"`
+	RateLimitBurst     int `json:"rate_limit_burst,omitempty"`
+}
+
+// NewSigningSecret returns a random request-signing secret.
+func NewSigningSecret() (string, error) {
+	s, err := randomString(secretLen)
+	if err != nil {
+		return "", err
+	}
+	return "sfsig_" + s, nil
 }
 
 // Revoked reports whether the key has been revoked.
@@ -86,11 +110,15 @@ func Generate(name, mode string, scopes, phoneNumberIDs []string, now time.Time)
 	if err != nil {
 		return "", nil, err
 	}
+	whsec, err := NewWebhookSecret()
+	if err != nil {
+		return "", nil, err
+	}
 	plaintext := strings.Join([]string{prefix, mode, id, secret}, "_")
 	return plaintext, &Key{
 		ID: id, Name: name, Mode: mode, Hash: Hash(plaintext),
 		Scopes: slices.Clone(scopes), PhoneNumberIDs: slices.Clone(phoneNumberIDs),
-		CreatedAt: now.UTC(),
+		CreatedAt: now.UTC(), WebhookSecret: whsec,
 	}, nil
 }
 

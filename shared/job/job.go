@@ -46,6 +46,9 @@ type Job struct {
 	Filename      string    `json:"filename"`
 	KeyID         string    `json:"key_id"`
 	CreatedAt     time.Time `json:"created_at"`
+	// CallbackURL, if set, receives a signed webhook when the job reaches
+	// its terminal state.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // Validate reports the first missing or malformed field.

@@ -58,6 +58,7 @@ type MinIO struct {
 	AccessKey string
 	SecretKey string
 
+	cfg     MinIOConfig
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has exited
 	waitErr error         // the process's exit status, once exited
@@ -81,6 +82,26 @@ func StartMinIO(ctx context.Context, cfg MinIOConfig) (*MinIO, error) {
 	if cfg.SecretKey == "" {
 		cfg.SecretKey = randomHex(20)
 	}
+	m := &MinIO{Endpoint: "http://" + cfg.Addr, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, cfg: cfg}
+	if err := m.start(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Restart starts the server again after Stop or Kill, on the same address,
+// data directory and credentials; it waits until the server is ready.
+func (m *MinIO) Restart(ctx context.Context) error {
+	select {
+	case <-m.exited:
+	default:
+		return errors.New("localstack: minio is still running")
+	}
+	return m.start(ctx)
+}
+
+func (m *MinIO) start(ctx context.Context) error {
+	cfg := m.cfg
 	// The console would take a second port; it is of no use here.
 	cmd := exec.Command(cfg.Binary, "server", "--quiet", "--address", cfg.Addr, "--console-address", "127.0.0.1:0", cfg.Dir)
 	cmd.Env = append(os.Environ(),
@@ -99,15 +120,16 @@ func StartMinIO(ctx context.Context, cfg MinIOConfig) (*MinIO, error) {
 	// which stops MinIO last, after everything that uses it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localstack: start minio: %w", err)
+		return fmt.Errorf("localstack: start minio: %w", err)
 	}
-	m := &MinIO{Endpoint: "http://" + cfg.Addr, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, cmd: cmd, exited: make(chan struct{})}
-	go func() { m.waitErr = cmd.Wait(); close(m.exited) }()
+	exited := make(chan struct{})
+	m.cmd, m.exited = cmd, exited
+	go func() { m.waitErr = cmd.Wait(); close(exited) }()
 	if err := m.waitReady(ctx, 60*time.Second); err != nil {
 		_ = m.Stop()
-		return nil, err
+		return err
 	}
-	return m, nil
+	return nil
 }
 
 func (m *MinIO) waitReady(ctx context.Context, limit time.Duration) error {

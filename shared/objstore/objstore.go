@@ -20,6 +20,9 @@ type Config struct {
 	Bucket    string
 }
 
+// maxRetries is how often the client retries a failed request.
+const maxRetries = 3
+
 // New returns a client for the store. It does not contact the store.
 func New(cfg Config) (*minio.Client, error) {
 	u, err := url.Parse(cfg.Endpoint)
@@ -30,6 +33,10 @@ func New(cfg Config) (*minio.Client, error) {
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: u.Scheme == "https",
 		Region: cfg.Region,
+		// A few quick retries ride out a blip; an outage fails in about a
+		// second instead of the client's default of ten retries, so that
+		// ingest answers 503 promptly and workers hand the job back.
+		MaxRetries: maxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %w", err)
@@ -37,8 +44,10 @@ func New(cfg Config) (*minio.Client, error) {
 	return c, nil
 }
 
-// EnsureBucket creates the bucket if it does not exist, retrying until ctx
-// is done while the store is unreachable.
+// EnsureBucket creates the bucket if it does not exist and puts the
+// lifecycle rule in place that expires staged uploads after
+// StagingExpiryDays, retrying until ctx is done while the store is
+// unreachable.
 func EnsureBucket(ctx context.Context, c *minio.Client, bucket string) error {
 	wait := 100 * time.Millisecond
 	for {
@@ -62,14 +71,13 @@ func ensureBucket(ctx context.Context, c *minio.Client, bucket string) error {
 	if err != nil {
 		return err
 	}
-	if ok {
-		return nil
-	}
-	err = c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{})
-	if err != nil {
-		if resp := minio.ToErrorResponse(err); resp.Code == "BucketAlreadyOwnedByYou" || resp.Code == "BucketAlreadyExists" {
-			return nil
+	if !ok {
+		err = c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{})
+		if err != nil {
+			if resp := minio.ToErrorResponse(err); resp.Code != "BucketAlreadyOwnedByYou" && resp.Code != "BucketAlreadyExists" {
+				return err
+			}
 		}
 	}
-	return err
+	return ensureLifecycle(ctx, c, bucket)
 }

@@ -21,6 +21,12 @@ const (
 	ResultsBucket = "sigfollow_results"
 	// KeysBucket holds API key records, keyed by key id.
 	KeysBucket = "sigfollow_api_keys"
+	// RateLimitsBucket holds each API key's rate-limit state, shared by
+	// every ingest replica; entries expire after RateLimitTTL.
+	RateLimitsBucket = "sigfollow_ratelimits"
+	// RateLimitTTL is how long an idle key's rate-limit state is kept. It
+	// must exceed the longest burst window (burst ÷ rate).
+	RateLimitTTL = time.Hour
 )
 
 // Config sizes the topology.
@@ -32,6 +38,12 @@ type Config struct {
 	JobMaxAge time.Duration
 	// ResultTTL is how long a job's result is kept.
 	ResultTTL time.Duration
+	// StatusTTL is how long a job's status record (and a dead-lettered
+	// webhook) is kept; default 7 days.
+	StatusTTL time.Duration
+	// CacheTTL is how long a media id is reused for the same bytes; default
+	// 29 days, under Meta's 30.
+	CacheTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -87,6 +99,21 @@ type Topology struct {
 	Jobs    jetstream.Stream
 	Results jetstream.KeyValue
 	Keys    jetstream.KeyValue
+	// Status, Cache and Idempotency serve asynchronous jobs, the media-id
+	// cache and Idempotency-Key; Webhooks and WebhooksDead hold webhook
+	// deliveries and the dead-lettered ones (see async.go).
+	Status       jetstream.KeyValue
+	Cache        jetstream.KeyValue
+	Idempotency  jetstream.KeyValue
+	Webhooks     jetstream.Stream
+	WebhooksDead jetstream.Stream
+	// RateLimits is the per-key rate-limit state (in memory: losing it
+	// only forgives a burst).
+	RateLimits jetstream.KeyValue
+	// DeadLetters holds failed jobs that may be replayed; Exhausted captures
+	// the advisories of jobs that used up their deliveries (deadletter.go).
+	DeadLetters jetstream.Stream
+	Exhausted   jetstream.Stream
 }
 
 // Declare creates or updates the topology, retrying until ctx is done if the
@@ -95,6 +122,12 @@ func Declare(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.
 	wait := 100 * time.Millisecond
 	for {
 		t, err := declare(ctx, js, cfg.withDefaults())
+		if err == nil {
+			err = declareAsync(ctx, js, cfg, t)
+		}
+		if err == nil {
+			err = declareDeadLetters(ctx, js, cfg, t)
+		}
 		if err == nil {
 			return t, nil
 		}
@@ -144,5 +177,15 @@ func declare(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", KeysBucket, err)
 	}
-	return &Topology{Jobs: jobs, Results: results, Keys: keys}, nil
+	limits, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RateLimitsBucket,
+		Description: "rate-limit state per API key (GCRA theoretical arrival time)",
+		TTL:         RateLimitTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", RateLimitsBucket, err)
+	}
+	return &Topology{Jobs: jobs, Results: results, Keys: keys, RateLimits: limits}, nil
 }

@@ -2,13 +2,17 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -27,6 +31,61 @@ func NATS(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s.ClientURL()
+}
+
+// RestartableNATS is an embedded NATS server with JetStream that a test can
+// stop and start again, on the same port and with the same store, as an
+// outage or a server restart would.
+type RestartableNATS struct {
+	// URL is the client URL; it stays the same across restarts.
+	URL string
+
+	tb  testing.TB
+	cfg localstack.NATSConfig
+	mu  sync.Mutex
+	srv *server.Server
+}
+
+// NewRestartableNATS starts a restartable server for the test.
+func NewRestartableNATS(tb testing.TB) *RestartableNATS {
+	tb.Helper()
+	addr, err := localstack.FreeAddr()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	n := &RestartableNATS{tb: tb, cfg: localstack.NATSConfig{Port: p, StoreDir: tb.TempDir()}, URL: "nats://" + addr}
+	n.Start()
+	tb.Cleanup(n.Stop)
+	return n
+}
+
+// Start starts the server if it is stopped.
+func (n *RestartableNATS) Start() {
+	n.tb.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv != nil {
+		return
+	}
+	s, err := localstack.StartNATS(n.cfg)
+	if err != nil {
+		n.tb.Fatal(err)
+	}
+	n.srv = s
+}
+
+// Stop shuts the server down; clients see the connection drop.
+func (n *RestartableNATS) Stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.srv = nil
 }
 
 // JetStream connects to url; the connection closes when the test ends.
@@ -87,6 +146,17 @@ func MinIO(tb testing.TB) MinIOServer {
 
 // Kill stops the server at once, as a crash would.
 func (m MinIOServer) Kill() { m.srv.Kill() }
+
+// Restart starts a killed or stopped server again on the same port, data
+// directory and credentials.
+func (m MinIOServer) Restart(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.srv.Restart(ctx); err != nil {
+		tb.Fatal(err)
+	}
+}
 
 // Config returns an object-store configuration for bucket on this server.
 func (m MinIOServer) Config(bucket string) objstore.Config {
