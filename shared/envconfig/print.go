@@ -9,7 +9,7 @@ import (
 )
 
 // Print writes one line per environment variable cfg reads: its name
-// first, then its default, and whether it is a secret or required.
+// first, then its default, or that it is required.
 func Print(w io.Writer, cfg any) error {
 	params, err := env.GetFieldParams(cfg)
 	if err != nil {
