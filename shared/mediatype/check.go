@@ -193,7 +193,7 @@ func (t Type) checkText(c Content, detected string) error {
 	var off int64
 	for {
 		n, err := r.Read(buf)
-		if i := bytes.IndexFunc(buf[:n], isBinaryRune); i >= 0 {
+		if i := indexBinaryByte(buf[:n]); i >= 0 {
 			return t.mismatch("binary data", fmt.Sprintf("byte 0x%02x at offset %d is not text", buf[i], off+int64(i)))
 		}
 		off += int64(n)
@@ -292,6 +292,43 @@ func (t Type) checkWideText(c Content, w wide) error {
 		return t.mismatch(detected+" ("+w.name+")", "")
 	}
 	return nil
+}
+
+// binaryBytes has bit b set for each binary data byte b (all below 0x20):
+// 0x00-0x08, 0x0B, 0x0E-0x1A and 0x1C-0x1F.
+const binaryBytes = 0b11110111111111111100100111111111
+
+// indexBinaryByte returns the index of the first binary data byte in p, or
+// -1. In UTF-8 a byte below 0x80 is always a character of its own (every
+// byte of a multi-byte character is 0x80 or above), so scanning bytes finds
+// exactly the characters isBinaryRune would, without decoding them. Eight
+// bytes are tested at a time for one below 0x20; only such words are looked
+// at byte by byte.
+func indexBinaryByte(p []byte) int {
+	const highs, below = 0x8080808080808080, 0x2020202020202020
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if w := binary.LittleEndian.Uint64(p[i:]); (w-below)&^w&highs == 0 {
+			continue
+		}
+		if j := indexBinaryByteSlow(p[i : i+8]); j >= 0 {
+			return i + j
+		}
+	}
+	if j := indexBinaryByteSlow(p[i:]); j >= 0 {
+		return i + j
+	}
+	return -1
+}
+
+// indexBinaryByteSlow is indexBinaryByte one byte at a time.
+func indexBinaryByteSlow(p []byte) int {
+	for i, b := range p {
+		if b < 0x20 && binaryBytes>>b&1 != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // isBinaryRune is applied to characters decoded from UTF-8 (where invalid
