@@ -32,6 +32,7 @@ build:
 	$(GO) build -o bin/worker ./worker
 	$(GO) build -o bin/fakegraph ./deploy/fakegraph
 	$(GO) build -o bin/devstack ./deploy/devstack
+	$(GO) build -o bin/bench ./deploy/bench
 
 tools: $(MINIO_BIN)
 
@@ -56,8 +57,8 @@ test: tools vet
 test-short: tools
 	$(GO) test -short -count=1 ./...
 
-bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: tools build
+	./bin/bench $(BENCH_FLAGS)
 
 # The fault-injection run: the stack as separate processes under load while
 # workers, NATS and MinIO are killed and restarted and Meta fails; prints

@@ -75,11 +75,7 @@ func (p *proc) exited() bool {
 // and waits until each is ready.
 func startStack(ctx context.Context, cfg Config, minioBin, dir string, getenv func(string) string, log *slog.Logger) (_ *stack, err error) {
 	s := &stack{cfg: cfg, dir: dir, log: log, http: &http.Client{Timeout: 5 * time.Second}}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v := getenv(k); v != "" {
-			s.base = append(s.base, k+"="+v)
-		}
-	}
+	s.base = localstack.ChildEnv(getenv)
 	defer func() {
 		if err != nil {
 			s.close()

@@ -192,3 +192,16 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ChildEnv is the environment a pipeline process started by a harness
+// begins with: PATH, HOME and TMPDIR from getenv, and nothing else, so that
+// only the settings the harness adds reach it.
+func ChildEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
