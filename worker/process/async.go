@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,37 +26,53 @@ type Async struct {
 }
 
 // markProcessing shows the job as processing, unless it already has a
-// terminal state.
-func (p *Processor) markProcessing(ctx context.Context, d *delivery) {
+// terminal state. It writes in the background, beside the upload, and
+// returns the function that waits for the write: the status is a view for
+// pollers, not a step the upload waits on, and a write that lands late
+// cannot undo a terminal state (Statuses.Update is compare-and-set).
+func (p *Processor) markProcessing(ctx context.Context, d *delivery) (wait func()) {
 	if p.Async == nil {
-		return
+		return func() {}
 	}
 	j := d.job
-	err := p.Async.Statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
-		if st.Status.Terminal() || st.Status == job.StatusProcessing {
-			return false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := p.Async.Statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
+			if st.Status.Terminal() || st.Status == job.StatusProcessing {
+				return false
+			}
+			fillStatus(st, j)
+			st.Status = job.StatusProcessing
+			return true
+		})
+		if err != nil {
+			d.log.Warn("showing the job as processing failed", "err", err)
 		}
-		fillStatus(st, j)
-		st.Status = job.StatusProcessing
-		return true
-	})
-	if err != nil {
-		d.log.Warn("showing the job as processing failed", "err", err)
-	}
+	}()
+	return func() { <-done }
 }
 
-// publishOutcome shows a terminal result in the job's status, caches a
-// media id and queues the webhook. It runs after the result is recorded and
-// again when a redelivered job is answered from the record, so a crash in
-// between loses neither the status nor the webhook (which the stream
-// deduplicates by webhook-id).
+// publishOutcome shows a terminal result in the job's status and writes a
+// media id to the media-id cache, the two at once, before the caller is
+// answered: a caller that polls the job or sends the same file again once
+// answered finds both. It runs after the result is recorded and again when
+// a redelivered job is answered from the record, so a crash in between
+// loses neither.
 func (p *Processor) publishOutcome(ctx context.Context, d *delivery, r job.Result) {
 	if p.Async == nil {
 		return
 	}
 	j := d.job
-	if r.CompletedAt.IsZero() {
-		r.CompletedAt = time.Now().UTC()
+	r.CompletedAt = completedAt(r)
+	var wg sync.WaitGroup
+	if r.Status == job.StatusSucceeded && r.MediaID != "" {
+		wg.Go(func() {
+			entry, _ := json.Marshal(job.CacheEntry{MediaID: r.MediaID, JobID: j.ID, CreatedAt: r.CompletedAt})
+			if _, err := p.Async.Cache.Put(ctx, job.CacheKey(j.PhoneNumberID, j.Type, j.SHA256), entry); err != nil {
+				d.log.Warn("caching the media id failed", "err", err)
+			}
+		})
 	}
 	settle := job.Settle(r)
 	err := p.Async.Statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
@@ -70,17 +87,28 @@ func (p *Processor) publishOutcome(ctx context.Context, d *delivery, r job.Resul
 	if err != nil {
 		d.log.Warn("recording the job's status failed", "err", err)
 	}
-	if r.Status == job.StatusSucceeded && r.MediaID != "" {
-		entry, _ := json.Marshal(job.CacheEntry{MediaID: r.MediaID, JobID: j.ID, CreatedAt: r.CompletedAt})
-		if _, err := p.Async.Cache.Put(ctx, job.CacheKey(j.PhoneNumberID, j.Type, j.SHA256), entry); err != nil {
-			d.log.Warn("caching the media id failed", "err", err)
-		}
+	wg.Wait()
+}
+
+// queueWebhook queues the job's webhook delivery, if it has a callback URL.
+// The stream deduplicates deliveries by webhook-id, so a redelivered job
+// queues it again without a second event.
+func (p *Processor) queueWebhook(ctx context.Context, d *delivery, r job.Result) {
+	if p.Async == nil || d.job.CallbackURL == "" {
+		return
 	}
-	if j.CallbackURL != "" {
-		if err := job.PublishDelivery(ctx, p.Async.JS, job.NewDelivery(j, r, r.CompletedAt)); err != nil {
-			d.log.Error("queueing the webhook failed", "err", err)
-		}
+	r.CompletedAt = completedAt(r)
+	if err := job.PublishDelivery(ctx, p.Async.JS, job.NewDelivery(d.job, r, r.CompletedAt)); err != nil {
+		d.log.Error("queueing the webhook failed", "err", err)
 	}
+}
+
+// completedAt is when r was reached; now for a result that does not say.
+func completedAt(r job.Result) time.Time {
+	if r.CompletedAt.IsZero() {
+		return time.Now().UTC()
+	}
+	return r.CompletedAt
 }
 
 // fillStatus completes a status record from the job, for records ingest

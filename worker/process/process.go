@@ -201,8 +201,9 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	case err != nil:
 		f = &failure{code: job.CodeInternal, message: "the results store is unavailable", retry: true, err: err}
 	case prev == nil:
-		p.markProcessing(ctx, d)
+		processing := p.markProcessing(ctx, d)
 		mediaID, f = p.upload(ctx, d)
+		processing()
 	}
 	stop()
 
@@ -215,7 +216,6 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 		d.log.Info("job already has a result; answering from the record", "status", prev.Status)
 		// A dead-lettered job's staged file stays for its replay.
 		d.keepStaged = prev.Status == job.StatusFailed && prev.Error != nil && replayable(prev.Error.Code) && p.DeadLetters != nil
-		p.publishOutcome(sctx, d, *prev)
 		p.answer(sctx, d, *prev)
 	case f == nil:
 		p.settle(sctx, d, job.Result{JobID: j.ID, Status: job.StatusSucceeded, MediaID: mediaID})
@@ -416,7 +416,6 @@ func (p *Processor) settle(ctx context.Context, d *delivery, r job.Result) {
 	if err := p.record(ctx, r); err != nil {
 		d.log.Error("recording the result failed; answering anyway", "err", err)
 	}
-	p.publishOutcome(ctx, d, r)
 	p.answer(ctx, d, r)
 }
 
@@ -442,10 +441,14 @@ func (p *Processor) record(ctx context.Context, r job.Result) error {
 	}
 }
 
-// answer sends the result to the waiting caller, deletes the staged file and
-// acknowledges the job.
+// answer updates the job's status and the media-id cache, sends the result
+// to the waiting caller, queues the job's webhook, deletes the staged file
+// and acknowledges the job. The result is recorded by then: a redelivery
+// after a crash before the ack does the steps again from the record.
 func (p *Processor) answer(ctx context.Context, d *delivery, r job.Result) {
+	p.publishOutcome(ctx, d, r)
 	p.reply(d.replyTo, r, d.log)
+	p.queueWebhook(ctx, d, r)
 	if d.keepStaged {
 		d.log.Info("staged file kept for the dead-lettered job's replay", "object_key", d.job.ObjectKey)
 	} else if err := p.removeStaged(ctx, d.job); err != nil {
