@@ -62,15 +62,18 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	}
 	defer sub.finish()
 
-	// Stage.
+	// Stage, writing the job's first status record meanwhile: both must
+	// be done before the job is published, neither needs the other.
 	start = time.Now()
+	queued := make(chan error, 1)
+	go func() { queued <- s.recordQueued(ctx, j) }()
 	if err := s.stage(ctx, j, u); err != nil {
+		<-queued
 		return err
 	}
 	s.metrics.since(stageStage, start)
 	u.Close() // the staged copy is all that is needed from here
-
-	if err := s.recordQueued(ctx, j); err != nil {
+	if err := <-queued; err != nil {
 		s.unstage(j)
 		return err
 	}
