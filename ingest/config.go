@@ -75,6 +75,10 @@ type Config struct {
 	// MediaCacheTTL is how long a media id is reused for the same bytes,
 	// type and phone number; under Meta's 30 days.
 	MediaCacheTTL time.Duration `env:"MEDIA_CACHE_TTL" envDefault:"696h"`
+	// PprofAddr, if set, is where Go's runtime profiles are served
+	// (/debug/pprof/), for profiling a running process; keep it on
+	// loopback. Empty (the default) serves nothing.
+	PprofAddr string `env:"PPROF_ADDR"`
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`

@@ -24,6 +24,7 @@ import (
 	"github.com/sigfollow/media/shared/health"
 	"github.com/sigfollow/media/shared/logging"
 	"github.com/sigfollow/media/shared/objstore"
+	"github.com/sigfollow/media/shared/profiling"
 	"github.com/sigfollow/media/shared/queue"
 	"github.com/sigfollow/media/shared/ratelimit"
 	"github.com/sigfollow/media/shared/tracing"
@@ -92,6 +93,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready chan<- strin
 		return err
 	}
 	defer tracing.Shutdown(tp, log)
+	_, stopProfiles, err := profiling.Serve(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles(context.Background())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var limiter *ratelimit.Limiter

@@ -70,6 +70,10 @@ type Config struct {
 	// MetricsAddr, if set, is where /healthz, /readyz and /metrics
 	// (Prometheus) are served. Empty (the default) serves nothing.
 	MetricsAddr string `env:"WORKER_METRICS_ADDR"`
+	// PprofAddr, if set, is where Go's runtime profiles are served
+	// (/debug/pprof/), for profiling a running process; keep it on
+	// loopback. Empty (the default) serves nothing.
+	PprofAddr string `env:"PPROF_ADDR"`
 	// OTLPEndpoint, if set, is where traces are exported over OTLP/HTTP
 	// (the standard OpenTelemetry variable); trace context is carried from
 	// ingest either way and logged as trace_id.

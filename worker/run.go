@@ -24,6 +24,7 @@ import (
 	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/logging"
 	"github.com/sigfollow/media/shared/objstore"
+	"github.com/sigfollow/media/shared/profiling"
 	"github.com/sigfollow/media/shared/queue"
 	"github.com/sigfollow/media/shared/tracing"
 	"github.com/sigfollow/media/worker/graph"
@@ -106,6 +107,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return err
 	}
 	defer tracing.Shutdown(tp, log)
+	_, stopProfiles, err := profiling.Serve(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles(context.Background())
 
 	var ready atomic.Bool
 	if cfg.MetricsAddr != "" {
