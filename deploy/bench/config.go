@@ -58,6 +58,11 @@ type Config struct {
 	// MinIODir is where MinIO keeps its data (in a directory of its own
 	// made there); empty means the run's temporary directory.
 	MinIODir string
+	// ProfileDir, if set, receives CPU profiles of ingest and the first
+	// worker, ProfileSeconds long, taken during each pipeline scenario's
+	// measured uploads.
+	ProfileDir     string
+	ProfileSeconds int
 }
 
 // sizing is one set of defaults for the flags that size the run.
@@ -100,6 +105,8 @@ func parseConfig(args []string, fs *flag.FlagSet) (Config, error) {
 	fs.IntVar(&cfg.RepeatUploads, "repeat-uploads", full.repeatUploads, "uploads of one same file in the cache scenario")
 	fs.Int64Var(&cfg.RepeatSize, "repeat-size", 1048576, "file size in the cache scenario, in `bytes`")
 	fs.StringVar(&cfg.MinIODir, "minio-dir", "", "keep MinIO's data under `dir` (default: the run's temporary directory)")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of ingest and the first worker for each pipeline scenario to `dir` (go tool pprof reads them)")
+	fs.IntVar(&cfg.ProfileSeconds, "profile-seconds", 10, "length of each CPU profile, in `seconds` (keep it under the scenario's)")
 	fs.DurationVar(&cfg.SyncTimeout, "sync-timeout", 2*time.Minute, "ingest's SYNC_TIMEOUT (`duration`); the client gives every request 30 s more")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -185,6 +192,9 @@ func (c *Config) validate() error {
 		if s < minFileSize || s > maxFileSize {
 			errs = append(errs, fmt.Errorf("file size %d must be from %d to %d bytes", s, minFileSize, maxFileSize))
 		}
+	}
+	if c.ProfileDir != "" && c.ProfileSeconds < 1 {
+		errs = append(errs, fmt.Errorf("-profile-seconds must be at least 1, not %d", c.ProfileSeconds))
 	}
 	if c.ScaleLatency < 0 || c.SyncTimeout <= 0 {
 		errs = append(errs, errors.New("-scale-latency must not be negative and -sync-timeout must be positive"))

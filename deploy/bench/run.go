@@ -220,6 +220,10 @@ func (b *bench) scenario(ctx context.Context, s Scenario, p *payload, n int) err
 		}
 	}
 	before, cpuBefore := st.stageTimes(ctx), st.cpuTimes()
+	profiled := func() error { return nil }
+	if s.Kind != kindDirect {
+		profiled = st.profile(ctx, profileLabel(s))
+	}
 	start := time.Now()
 	o = b.load.run(ctx, e, p, first, n, s.Concurrency, same, func(done, failed int) {
 		rate := float64(done-failed) / time.Since(start).Seconds()
@@ -229,6 +233,9 @@ func (b *bench) scenario(ctx context.Context, s Scenario, p *payload, n int) err
 		return err
 	}
 	if err := st.alive(); err != nil {
+		return err
+	}
+	if err := profiled(); err != nil {
 		return err
 	}
 	peaks, err := st.peaks()
@@ -285,4 +292,10 @@ func (p *progress) end(status string) {
 	p.show(status)
 	fmt.Fprintln(p.w)
 	p.width = 0
+}
+
+// profileLabel names a scenario's profile files: kind, size and
+// concurrency, then the workers.
+func profileLabel(s Scenario) string {
+	return fmt.Sprintf("%s-%d-c%d-w%d", s.Kind, s.SizeBytes, s.Concurrency, s.Workers)
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +59,10 @@ type stack struct {
 	ingestURL  string
 	workers    []*child
 	workerURLs []string // each worker's health and metrics server
-	starts     int      // pipeline starts so far, to name log files apart
+	// pprofURLs are where ingest and the first worker serve their runtime
+	// profiles, if -profile-dir is set.
+	pprofURLs map[string]string
+	starts    int // pipeline starts so far, to name log files apart
 
 	http *http.Client // for readiness checks and the fake's controls
 }
@@ -140,7 +144,12 @@ func (s *stack) startPipeline(ctx context.Context, n, perProcess int) (err error
 		return err
 	}
 	s.ingestURL = "http://" + addr
-	s.ingest, err = startChild(fmt.Sprintf("ingest-%02d", s.starts), s.cfg.IngestBin, logs, append(common,
+	s.pprofURLs = map[string]string{}
+	ingestEnv, err := s.pprofEnv("ingest")
+	if err != nil {
+		return err
+	}
+	s.ingest, err = startChild(fmt.Sprintf("ingest-%02d", s.starts), s.cfg.IngestBin, logs, append(append(common, ingestEnv...),
 		"INGEST_ADDR="+addr, "SIGFOLLOW_DEV_API_KEY="+benchDevKey,
 		"SYNC_TIMEOUT="+s.cfg.SyncTimeout.String(), "SPOOL_DIR="+filepath.Join(s.dir, "spool"),
 		"SHUTDOWN_TIMEOUT=10s",
@@ -161,7 +170,13 @@ func (s *stack) startPipeline(ctx context.Context, n, perProcess int) (err error
 		if err != nil {
 			return err
 		}
-		w, err := startChild(fmt.Sprintf("worker-%02d-%d", s.starts, i+1), s.cfg.WorkerBin, logs, append(common,
+		var workerEnv []string
+		if i == 0 {
+			if workerEnv, err = s.pprofEnv("worker"); err != nil {
+				return err
+			}
+		}
+		w, err := startChild(fmt.Sprintf("worker-%02d-%d", s.starts, i+1), s.cfg.WorkerBin, logs, append(append(common, workerEnv...),
 			"META_BASE_URL="+s.fakeURL, "META_GRAPH_VERSION="+graphVersion, "META_ACCESS_TOKEN="+benchMetaToken,
 			"WORKER_CONCURRENCY="+strconv.Itoa(perProcess), "WORKER_METRICS_ADDR="+addr,
 			"WORKER_SHUTDOWN_TIMEOUT=10s",
@@ -367,4 +382,70 @@ func (s *stack) alive() error {
 		}
 	}
 	return nil
+}
+
+// pprofEnv gives the process called name a PPROF_ADDR of its own, if
+// -profile-dir is set, and notes where its profiles are.
+func (s *stack) pprofEnv(name string) ([]string, error) {
+	if s.cfg.ProfileDir == "" {
+		return nil, nil
+	}
+	addr, err := localstack.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.pprofURLs[name] = "http://" + addr + "/debug/pprof/profile"
+	return []string{"PPROF_ADDR=" + addr}, nil
+}
+
+// profile takes a CPU profile of every process with a PPROF_ADDR, all at
+// once, for -profile-seconds, and writes each to -profile-dir as
+// <label>-<process>.pprof. It returns at once; wait waits for the files.
+func (s *stack) profile(ctx context.Context, label string) (wait func() error) {
+	if len(s.pprofURLs) == 0 {
+		return func() error { return nil }
+	}
+	client := &http.Client{Timeout: time.Duration(s.cfg.ProfileSeconds)*time.Second + 30*time.Second}
+	errs := make(chan error, len(s.pprofURLs))
+	for name, url := range s.pprofURLs {
+		go func() {
+			errs <- s.saveProfile(ctx, client, fmt.Sprintf("%s?seconds=%d", url, s.cfg.ProfileSeconds),
+				filepath.Join(s.cfg.ProfileDir, label+"-"+name+".pprof"))
+		}()
+	}
+	n := len(s.pprofURLs)
+	return func() error {
+		var all []error
+		for range n {
+			all = append(all, <-errs)
+		}
+		return errors.Join(all...)
+	}
+}
+
+func (s *stack) saveProfile(ctx context.Context, client *http.Client, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
