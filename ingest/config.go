@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sigfollow/media/ingest/server"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/mediatype"
 	"github.com/sigfollow/media/shared/ratelimit"
 )
@@ -42,6 +43,12 @@ type Config struct {
 	// SpoolMemoryBytes is the largest upload kept in memory while it is
 	// checked; larger ones go to an unlinked file in SpoolDir.
 	SpoolMemoryBytes int `env:"SPOOL_MEMORY_BYTES" envDefault:"1048576"`
+	// InlineMaxBytes is the largest file carried in its job message
+	// (stored and replicated by JetStream with the job) instead of being
+	// staged in the object store: a small upload then skips the store's
+	// durable write and the worker's read. 0 stages every file; at most
+	// 524288, and the NATS server's max_payload must hold the job.
+	InlineMaxBytes int64 `env:"INLINE_MAX_BYTES" envDefault:"131072"`
 	// ReadTimeout bounds reading one whole request, body included.
 	ReadTimeout time.Duration `env:"READ_TIMEOUT" envDefault:"5m"`
 	// ReadHeaderTimeout bounds reading a request's headers; a client that
@@ -94,6 +101,9 @@ func (c *Config) validate() error {
 	}
 	if c.SpoolMemoryBytes < 0 || int64(c.SpoolMemoryBytes) > mediatype.MaxUploadSize {
 		errs = append(errs, fmt.Errorf("SPOOL_MEMORY_BYTES must be between 0 and %d", mediatype.MaxUploadSize))
+	}
+	if c.InlineMaxBytes < 0 || c.InlineMaxBytes > job.MaxInlineBytes {
+		errs = append(errs, fmt.Errorf("INLINE_MAX_BYTES must be between 0 and %d, not %d", job.MaxInlineBytes, c.InlineMaxBytes))
 	}
 	if c.S3Bucket == "" {
 		errs = append(errs, errors.New("S3_BUCKET must not be empty"))

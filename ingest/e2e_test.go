@@ -285,9 +285,18 @@ func readFixture(t *testing.T, name string) []byte {
 }
 
 // TestEveryWhitelistedTypeReachesMetaIntact uploads a real file of every
-// accepted type through the whole pipeline and checks what Meta received.
+// accepted type through the whole pipeline and checks what Meta received:
+// once with the files carried in their jobs (they are all under
+// INLINE_MAX_BYTES's default), once with every file staged in MinIO.
 func TestEveryWhitelistedTypeReachesMetaIntact(t *testing.T) {
-	p := startPipeline(t, pipelineOptions{})
+	for _, mode := range []struct{ name, inlineMax string }{{"in the job", "131072"}, {"staged", "0"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			everyTypeReachesMeta(t, startPipeline(t, pipelineOptions{env: map[string]string{"INLINE_MAX_BYTES": mode.inlineMax}}))
+		})
+	}
+}
+
+func everyTypeReachesMeta(t *testing.T, p *pipeline) {
 	cases := []struct{ file, mime string }{
 		{"image.jpg", "image/jpeg"},
 		{"image.png", "image/png"},
@@ -364,7 +373,9 @@ func TestCurlUpload(t *testing.T) {
 // TestMetaFailuresEndToEnd checks retries and Meta's errors as the caller
 // sees them.
 func TestMetaFailuresEndToEnd(t *testing.T) {
-	p := startPipeline(t, pipelineOptions{workers: 1, env: map[string]string{"WORKER_MAX_DELIVER": "3"}})
+	// Every file is staged, so that the dead-lettered ones show their
+	// staged files kept for a replay.
+	p := startPipeline(t, pipelineOptions{workers: 1, env: map[string]string{"WORKER_MAX_DELIVER": "3", "INLINE_MAX_BYTES": "0"}})
 	txt := []byte("hello from the pipeline\n")
 
 	t.Run("transient failures are retried", func(t *testing.T) {

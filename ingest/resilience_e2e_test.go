@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,6 +31,12 @@ type uploadResult struct {
 // bytes.
 func textFile(tag string, i int) []byte {
 	return fmt.Appendf(nil, "resilience %s %d %s\n", tag, i, job.NewID())
+}
+
+// stagedTextFile is a text file too large to travel in its job (over
+// INLINE_MAX_BYTES's default): it is staged in the object store.
+func stagedTextFile(tag string, i int) []byte {
+	return bytes.Repeat(textFile(tag, i), (200<<10)/len(textFile(tag, i)))
 }
 
 // uploadAsync posts a text file in a goroutine and returns its outcome's
@@ -172,16 +179,19 @@ func TestNATSOutage(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 0 }, "staged objects left behind")
 }
 
-// TestMinIOOutage kills the object store: ingest answers 503 quickly and is
-// not ready; once the store is back on the same port and data, uploads go
-// through without restarting anything.
+// TestMinIOOutage kills the object store: ingest answers 503 quickly to a
+// file that must be staged and is not ready, while a small file, which
+// travels in its job, still goes through; once the store is back on the
+// same port and data, uploads go through without restarting anything.
 func TestMinIOOutage(t *testing.T) {
 	p := startPipeline(t, pipelineOptions{workers: 1})
-	first := textFile("minio", 0)
+	first := stagedTextFile("minio", 0)
 	wantMedia(t, p, <-p.uploadAsync(first), first)
 
 	p.MinIO.Kill()
-	r := <-p.uploadAsync(textFile("minio", 1))
+	small := textFile("minio", 1)
+	wantMedia(t, p, <-p.uploadAsync(small), small)
+	r := <-p.uploadAsync(stagedTextFile("minio", 1))
 	e, _ := r.body["error"].(map[string]any)
 	if r.status != http.StatusServiceUnavailable || e["code"] != "storage_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Errorf("during the outage: %d %v, want 503 storage_unavailable with Retry-After", r.status, r.body)
@@ -196,7 +206,7 @@ func TestMinIOOutage(t *testing.T) {
 
 	p.MinIO.Restart(t)
 	testenv.Eventually(t, 30*time.Second, func() bool { return p.readyz(t) == http.StatusOK }, "ingest not ready after MinIO came back")
-	after := textFile("minio", 2)
+	after := stagedTextFile("minio", 2)
 	wantMedia(t, p, <-p.uploadAsync(after), after)
 	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 0 }, "staged objects left behind")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sigfollow/media/shared/apikey"
 	"github.com/sigfollow/media/shared/envconfig"
 	"github.com/sigfollow/media/shared/health"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/logging"
 	"github.com/sigfollow/media/shared/objstore"
 	"github.com/sigfollow/media/shared/profiling"
@@ -108,7 +109,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready chan<- strin
 	srv, err := server.New(server.Config{
 		Bucket: cfg.S3Bucket, SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout,
 		RateLimit: cfg.rateLimit(), EnforceSignatures: cfg.SignatureEnforcement == server.SignatureEnforce,
-		ReadTimeout: cfg.ReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		ReadTimeout: cfg.ReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout, InlineMaxBytes: cfg.InlineMaxBytes,
 	}, server.Deps{
 		Log: log, Auth: apikey.NewAuthenticator(apikey.NewStore(topo.Keys), cfg.DevAPIKey),
 		Receiver: upload.NewReceiver(cfg.SpoolDir, cfg.SpoolMemoryBytes),
@@ -172,6 +173,13 @@ func connectQueue(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err
+	}
+	if cfg.InlineMaxBytes > 0 {
+		if need := job.InlineMessageBytes(cfg.InlineMaxBytes); need > nc.MaxPayload() {
+			nc.Close()
+			return nil, nil, nil, fmt.Errorf("INLINE_MAX_BYTES=%d makes job messages of up to %d bytes, over the NATS server's max_payload of %d: lower INLINE_MAX_BYTES or raise max_payload",
+				cfg.InlineMaxBytes, need, nc.MaxPayload())
+		}
 	}
 	return nc, js, topo, nil
 }

@@ -109,6 +109,9 @@ func listDLQ(ctx context.Context, dlq *queue.DeadLetters, store *minio.Client, s
 
 // stagedState says whether a dead-lettered job's staged file is still there.
 func stagedState(ctx context.Context, store *minio.Client, dl queue.DeadLetter) (string, error) {
+	if dl.Job.Inline() {
+		return "in the job", nil
+	}
 	_, err := store.StatObject(ctx, dl.Job.Bucket, dl.Job.ObjectKey, minio.StatObjectOptions{})
 	switch code := minio.ToErrorResponse(err).Code; {
 	case err == nil:
@@ -143,7 +146,7 @@ func replayDLQ(ctx context.Context, dlq *queue.DeadLetters, store *minio.Client,
 		if err != nil {
 			return err
 		}
-		if staged != "present" {
+		if staged == "gone" {
 			fmt.Fprintf(stdout, "cannot replay %s: its staged file %s is gone (deleted or expired by the bucket's lifecycle rule); the client must upload again. `worker dlq drop %s` removes the entry\n",
 				dl.Job.ID, dl.Job.ObjectKey, dl.Job.ID)
 			cannot = append(cannot, dl.Job.ID)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -50,8 +51,10 @@ func TestDLQCLI(t *testing.T) {
 		return j
 	}
 	present, gone := mk(true), mk(false)
+	carried := job.Job{ID: job.NewID(), PhoneNumberID: testPhone, Type: "text/plain", Data: data,
+		Size: int64(len(data)), SHA256: hexSum(data), CreatedAt: time.Now().UTC()}
 	dlq := queue.NewDeadLetters(js, topo)
-	for i, j := range []job.Job{present, gone} {
+	for i, j := range []job.Job{present, gone, carried} {
 		if err := dlq.Add(ctx, j, uint64(i+1), 8, job.CodeMetaUnavailable, "Meta is unavailable; gave up after 8 attempts"); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +64,7 @@ func TestDLQCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{present.ID + "  " + testPhone, gone.ID, "present", "gone", job.CodeMetaUnavailable} {
+	for _, want := range []string{present.ID + "  " + testPhone, gone.ID, carried.ID, "present", "gone", "in the job", job.CodeMetaUnavailable} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
@@ -77,6 +80,20 @@ func TestDLQCLI(t *testing.T) {
 	}
 	if _, err := topo.Jobs.GetLastMsgForSubject(ctx, job.Subject(testPhone)); err != nil {
 		t.Errorf("replayed job not queued: %v", err)
+	}
+	// A job that carries its file needs nothing from the store, and its
+	// replay carries the file again.
+	out, err = cli("replay", carried.ID)
+	if err != nil || !strings.Contains(out, "replayed "+carried.ID) {
+		t.Fatalf("replaying a job that carries its file: %v\n%s", err, out)
+	}
+	last, err := topo.Jobs.GetLastMsgForSubject(ctx, job.Subject(testPhone))
+	var requeued job.Job
+	if err == nil {
+		err = json.Unmarshal(last.Data, &requeued)
+	}
+	if err != nil || requeued.ID != carried.ID || !bytes.Equal(requeued.Data, data) {
+		t.Errorf("replayed job %s carries %q (err %v), want %s with the file", requeued.ID, requeued.Data, err, carried.ID)
 	}
 
 	if out, err := cli("drop", gone.ID); err != nil || !strings.Contains(out, "dropped "+gone.ID) {

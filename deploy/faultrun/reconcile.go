@@ -137,7 +137,9 @@ func (s *stack) reconcile(ctx context.Context, outcomes []outcome) (*report, err
 	r.DeadLettered = len(dl)
 	kept := map[string]bool{}
 	for _, d := range dl {
-		kept[d.Job.ObjectKey] = true
+		if !d.Job.Inline() {
+			kept[d.Job.ObjectKey] = true
+		}
 	}
 	store, err := objstore.New(objstore.Config{Endpoint: s.minio.Endpoint, AccessKey: s.minio.AccessKey,
 		SecretKey: s.minio.SecretKey, Region: "us-east-1", Bucket: runBucket})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -63,11 +64,12 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	defer sub.finish()
 
 	// Stage, writing the job's first status record meanwhile: both must
-	// be done before the job is published, neither needs the other.
+	// be done before the job is published, neither needs the other. A
+	// small file goes into the job itself.
 	start = time.Now()
 	queued := make(chan error, 1)
 	go func() { queued <- s.recordQueued(ctx, j) }()
-	if err := s.stage(ctx, j, u); err != nil {
+	if err := s.stage(ctx, &j, u); err != nil {
 		<-queued
 		return err
 	}
@@ -120,9 +122,17 @@ func objectKey(j job.Job) string {
 	return fmt.Sprintf("staging/%s/%s/%s", j.CreatedAt.Format("2006-01-02"), j.PhoneNumberID, j.ID)
 }
 
-// stage writes the spooled file to the object store in one PUT of known
-// length.
-func (s *Server) stage(ctx context.Context, j job.Job, u *upload.Upload) error {
+// stage copies a file of at most InlineMaxBytes into the job, and writes
+// a larger one to the object store in one PUT of known length.
+func (s *Server) stage(ctx context.Context, j *job.Job, u *upload.Upload) error {
+	if u.Size <= s.cfg.InlineMaxBytes {
+		data := make([]byte, u.Size)
+		if _, err := io.ReadFull(u.Body(), data); err != nil {
+			return fmt.Errorf("reading the spooled upload: %w", err)
+		}
+		j.Data, j.Bucket, j.ObjectKey = data, "", ""
+		return nil
+	}
 	_, err := s.store.PutObject(ctx, j.Bucket, j.ObjectKey, u.Body(), u.Size, minio.PutObjectOptions{
 		ContentType:      j.Type,
 		DisableMultipart: true,
@@ -138,10 +148,10 @@ func (s *Server) stage(ctx context.Context, j job.Job, u *upload.Upload) error {
 	}
 	if ctx.Err() != nil {
 		// The client went away; make sure nothing half-written stays.
-		s.unstage(j)
+		s.unstage(*j)
 		return ctx.Err()
 	}
-	s.unstage(j)
+	s.unstage(*j)
 	return &apiError{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, RetryAfter: 5,
 		Message: "the upload could not be staged: storage is unavailable; retry shortly", cause: err}
 }
@@ -150,6 +160,9 @@ func (s *Server) stage(ctx context.Context, j job.Job, u *upload.Upload) error {
 // store is down it keeps trying in the background for unstageFor, without
 // holding up the answer; the bucket's lifecycle rule removes what is left.
 func (s *Server) unstage(j job.Job) {
+	if j.Inline() {
+		return
+	}
 	if err := s.removeStaged(j); err == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sigfollow/media/ingest/upload"
 	"github.com/sigfollow/media/shared/apikey"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/ratelimit"
 	"github.com/sigfollow/media/shared/tracing"
 )
@@ -44,6 +46,10 @@ type Config struct {
 	// stall between two reads. Zero disables the idle check.
 	ReadTimeout     time.Duration
 	BodyIdleTimeout time.Duration
+	// InlineMaxBytes is the largest file a job carries in its message
+	// instead of staging it in the object store (at most
+	// job.MaxInlineBytes); 0 stages every file.
+	InlineMaxBytes int64
 }
 
 // Deps are the server's collaborators, wired in run.
@@ -89,6 +95,9 @@ type Server struct {
 func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.SyncTimeout <= 0 || cfg.PublishTimeout <= 0 || cfg.Bucket == "" {
 		return nil, errors.New("server: Bucket, SyncTimeout and PublishTimeout are required")
+	}
+	if cfg.InlineMaxBytes < 0 || cfg.InlineMaxBytes > job.MaxInlineBytes {
+		return nil, fmt.Errorf("server: InlineMaxBytes %d is not between 0 and %d", cfg.InlineMaxBytes, job.MaxInlineBytes)
 	}
 	async, err := newAsyncState(d.Async)
 	if err != nil {

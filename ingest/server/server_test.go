@@ -51,7 +51,8 @@ type stack struct {
 }
 
 type stackOptions struct {
-	syncTimeout time.Duration
+	syncTimeout    time.Duration
+	inlineMaxBytes int64
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -74,7 +75,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	s := &stack{nc: nc, js: js, topo: topo, store: store, keys: keys, devKey: "sflo_test_localdevelopmentkey"}
 	s.liveKey = s.createKey(t, []string{apikey.ScopeMessagesSend}, []string{phone})
 
-	srv, err := server.New(server.Config{Bucket: bucket, SyncTimeout: opts.syncTimeout, PublishTimeout: 2 * time.Second}, server.Deps{
+	srv, err := server.New(server.Config{Bucket: bucket, SyncTimeout: opts.syncTimeout, PublishTimeout: 2 * time.Second,
+		InlineMaxBytes: opts.inlineMaxBytes}, server.Deps{
 		Log: log, Auth: apikey.NewAuthenticator(keys, s.devKey), Receiver: upload.NewReceiver(t.TempDir(), 1<<20),
 		Store: store, NATS: nc, JS: js, Results: topo.Results,
 	})
@@ -162,6 +164,9 @@ func (r *responder) seen() []seenJob {
 }
 
 func (s *stack) objectSHA256(t *testing.T, j job.Job) (string, int64) {
+	if j.Inline() {
+		return "", -1
+	}
 	obj, err := s.store.GetObject(context.Background(), j.Bucket, j.ObjectKey, minio.GetObjectOptions{})
 	if err != nil {
 		return "", -1
@@ -353,6 +358,55 @@ func TestUploadSucceedsWithMetaID(t *testing.T) {
 		})
 	}
 	testenv.Eventually(t, 5*time.Second, func() bool { return s.staged(t) == 0 }, "staged objects left behind")
+}
+
+// TestSmallFilesTravelInTheJob: a file of at most InlineMaxBytes is
+// carried in the job message and never staged; a larger one is staged and
+// the job names it.
+func TestSmallFilesTravelInTheJob(t *testing.T) {
+	const limit = 4096
+	s := newStack(t, stackOptions{inlineMaxBytes: limit})
+	r := s.respond(t, succeed)
+	cases := []struct {
+		name   string
+		size   int
+		inline bool
+	}{
+		{"one byte", 1, true},
+		{"at the limit", limit, true},
+		{"one byte over", limit + 1, false},
+		{"far over", 300 << 10, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := bytes.Repeat([]byte(tc.name+"\n"), tc.size/len(tc.name+"\n")+1)[:tc.size]
+			resp := s.post(t, form{key: s.liveKey, fields: [][2]string{{"messaging_product", "whatsapp"}}, file: file, partType: "text/plain"})
+			if resp.Status != http.StatusOK {
+				t.Fatalf("status %d, body %s", resp.Status, resp.Raw)
+			}
+			seen := r.seen()
+			j := seen[len(seen)-1]
+			if j.Inline() != tc.inline {
+				t.Fatalf("job inline = %v, want %v (bucket %q, key %q)", j.Inline(), tc.inline, j.Bucket, j.ObjectKey)
+			}
+			if err := j.Validate(); err != nil {
+				t.Errorf("published job is invalid: %v", err)
+			}
+			if tc.inline {
+				if !bytes.Equal(j.Data, file) {
+					t.Errorf("job carries %d bytes, not the %d uploaded", len(j.Data), len(file))
+				}
+				if j.StagedSize != -1 {
+					t.Errorf("an inline job's file was also staged (%d bytes)", j.StagedSize)
+				}
+				return
+			}
+			if j.Data != nil || j.StagedSHA256 != hexSHA(file) || j.StagedSize != int64(len(file)) {
+				t.Errorf("staged object sha256 %s size %d, job data %d bytes; want the upload staged, not carried",
+					j.StagedSHA256, j.StagedSize, len(j.Data))
+			}
+		})
+	}
 }
 
 func TestRejectionsStageAndQueueNothing(t *testing.T) {

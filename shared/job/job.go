@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -34,12 +35,24 @@ var digits = regexp.MustCompile(`^[0-9]{1,32}$`)
 // (decimal digits only).
 func ValidPhoneNumberID(s string) bool { return digits.MatchString(s) }
 
-// Job is one staged upload waiting to be sent to Meta.
+// MaxInlineBytes caps the files a job may carry inline (Job.Data): their
+// base64 stays well under NATS's default 1 MiB max_payload.
+const MaxInlineBytes = 512 << 10
+
+// InlineMessageBytes bounds the size of a job message carrying a file of n
+// bytes: the file's base64 and room for every other field and header.
+func InlineMessageBytes(n int64) int64 {
+	return int64(base64.StdEncoding.EncodedLen(int(n))) + 16<<10
+}
+
+// Job is one upload waiting to be sent to Meta. Its file is either staged
+// in the object store (Bucket, ObjectKey) or, if small, carried in the job
+// itself (Data).
 type Job struct {
 	ID            string    `json:"id"`
 	PhoneNumberID string    `json:"phone_number_id"`
-	Bucket        string    `json:"bucket"`
-	ObjectKey     string    `json:"object_key"`
+	Bucket        string    `json:"bucket,omitempty"`
+	ObjectKey     string    `json:"object_key,omitempty"`
 	Type          string    `json:"type"`
 	Size          int64     `json:"size"`
 	SHA256        string    `json:"sha256"`
@@ -49,7 +62,15 @@ type Job struct {
 	// CallbackURL, if set, receives a signed webhook when the job reaches
 	// its terminal state.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Data, if set, is the file itself: a small file travels in the job
+	// message, stored and replicated by JetStream like the job, instead of
+	// being staged in the object store. Bucket and ObjectKey are then empty.
+	Data []byte `json:"data,omitempty"`
 }
+
+// Inline reports whether the job carries its file (Data) rather than
+// naming a staged object.
+func (j Job) Inline() bool { return j.Data != nil }
 
 // Validate reports the first missing or malformed field.
 func (j Job) Validate() error {
@@ -58,7 +79,11 @@ func (j Job) Validate() error {
 		return errors.New("job: missing id")
 	case !ValidPhoneNumberID(j.PhoneNumberID):
 		return fmt.Errorf("job %s: phone number id %q is not digits", j.ID, j.PhoneNumberID)
-	case j.Bucket == "" || j.ObjectKey == "":
+	case j.Inline() && int64(len(j.Data)) != j.Size:
+		return fmt.Errorf("job %s: carries %d bytes, size says %d", j.ID, len(j.Data), j.Size)
+	case j.Inline() && (j.Bucket != "" || j.ObjectKey != ""):
+		return fmt.Errorf("job %s: carries its file and names a staged object", j.ID)
+	case !j.Inline() && (j.Bucket == "" || j.ObjectKey == ""):
 		return fmt.Errorf("job %s: missing staged object location", j.ID)
 	case j.Type == "":
 		return fmt.Errorf("job %s: missing type", j.ID)

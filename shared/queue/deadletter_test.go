@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("listed %d dead letters, want 3: %+v", len(all), all)
 	}
 	for i, dl := range all {
-		if dl.Job != jobs[i] || dl.Reason != job.CodeMetaUnavailable || dl.Deliveries != 8 || dl.Message != "Meta is unavailable" {
+		if !reflect.DeepEqual(dl.Job, jobs[i]) || dl.Reason != job.CodeMetaUnavailable || dl.Deliveries != 8 || dl.Message != "Meta is unavailable" {
 			t.Errorf("entry %d: %+v, want job %+v", i, dl, jobs[i])
 		}
 	}
@@ -75,7 +76,7 @@ func TestDeadLetters(t *testing.T) {
 			t.Fatalf("replayed job not in the job stream: %v", err)
 		}
 		var got job.Job
-		if err := json.Unmarshal(raw.Data, &got); err != nil || got != jobs[1] {
+		if err := json.Unmarshal(raw.Data, &got); err != nil || !reflect.DeepEqual(got, jobs[1]) {
 			t.Errorf("replayed %s, want %+v", raw.Data, jobs[1])
 		}
 		if _, err := topo.Results.Get(ctx, jobs[1].ID); !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -171,7 +171,10 @@ func (p *Processor) reply(replyTo string, r job.Result, log *slog.Logger) {
 }
 
 // removeStaged deletes a job's staged file; one already gone is not an
-// error.
+// error, and a job that carries its file has none.
 func (p *Processor) removeStaged(ctx context.Context, j job.Job) error {
+	if j.Inline() {
+		return nil
+	}
 	return p.Store.RemoveObject(ctx, j.Bucket, j.ObjectKey, minio.RemoveObjectOptions{})
 }

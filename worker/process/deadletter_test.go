@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -141,7 +142,7 @@ func TestJobWhoseLastDeliveryDiesIsDeadLettered(t *testing.T) {
 			if !ok {
 				t.Fatal("job not in the dead-letter queue")
 			}
-			if dl.Job != j || dl.Reason != job.CodeInternal {
+			if !reflect.DeepEqual(dl.Job, j) || dl.Reason != job.CodeInternal {
 				t.Errorf("dead letter %+v, want job %+v", dl, j)
 			}
 			e.assertDrained(t)

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -314,21 +315,11 @@ func (p *Processor) upload(ctx context.Context, d *delivery) (string, *failure) 
 		return "", &failure{code: job.CodeMetaAuth, message: "no Meta access token is configured for this phone number id",
 			err: errors.New("no access token configured")}
 	}
-	fetchStart := time.Now()
-	obj, err := p.Store.GetObject(ctx, j.Bucket, j.ObjectKey, minio.GetObjectOptions{})
-	if err != nil {
-		return "", storeFailure(err)
+	body, closeBody, f := p.open(ctx, j)
+	if f != nil {
+		return "", f
 	}
-	defer obj.Close()
-	info, err := obj.Stat()
-	if err != nil {
-		return "", storeFailure(err)
-	}
-	p.Metrics.since(stageFetch, fetchStart)
-	if info.Size != j.Size {
-		return "", &failure{code: job.CodeInternal, message: "the staged file does not match the job",
-			err: fmt.Errorf("staged object is %d bytes, job says %d", info.Size, j.Size)}
-	}
+	defer closeBody()
 	release, err := p.phones.acquire(ctx, j.PhoneNumberID)
 	if err != nil {
 		return "", &failure{code: job.CodeMetaUnavailable, message: "the upload was not sent", retry: true, err: err}
@@ -337,7 +328,7 @@ func (p *Processor) upload(ctx context.Context, d *delivery) (string, *failure) 
 	uploadStart := time.Now()
 	id, err := p.Graph.Upload(ctx, graph.UploadRequest{
 		PhoneNumberID: j.PhoneNumberID, Token: token, Type: j.Type, Filename: j.Filename,
-		Size: j.Size, Body: newVerifier(obj, j.Size, j.SHA256),
+		Size: j.Size, Body: newVerifier(body, j.Size, j.SHA256),
 	})
 	if errors.Is(err, errDigest) {
 		return "", &failure{code: job.CodeInternal, message: "the staged file does not match the job", err: err}
@@ -348,6 +339,31 @@ func (p *Processor) upload(ctx context.Context, d *delivery) (string, *failure) 
 	}
 	p.Metrics.since(stageUpload, uploadStart)
 	return id, nil
+}
+
+// open returns the job's file: the bytes it carries, or a stream of its
+// staged object.
+func (p *Processor) open(ctx context.Context, j job.Job) (io.Reader, func(), *failure) {
+	if j.Inline() {
+		return bytes.NewReader(j.Data), func() {}, nil
+	}
+	fetchStart := time.Now()
+	obj, err := p.Store.GetObject(ctx, j.Bucket, j.ObjectKey, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, nil, storeFailure(err)
+	}
+	info, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, nil, storeFailure(err)
+	}
+	p.Metrics.since(stageFetch, fetchStart)
+	if info.Size != j.Size {
+		obj.Close()
+		return nil, nil, &failure{code: job.CodeInternal, message: "the staged file does not match the job",
+			err: fmt.Errorf("staged object is %d bytes, job says %d", info.Size, j.Size)}
+	}
+	return obj, func() { obj.Close() }, nil
 }
 
 func storeFailure(err error) *failure {
@@ -449,7 +465,7 @@ func (p *Processor) answer(ctx context.Context, d *delivery, r job.Result) {
 	p.publishOutcome(ctx, d, r)
 	p.reply(d.replyTo, r, d.log)
 	p.queueWebhook(ctx, d, r)
-	if d.keepStaged {
+	if d.keepStaged && !d.job.Inline() {
 		d.log.Info("staged file kept for the dead-lettered job's replay", "object_key", d.job.ObjectKey)
 	} else if err := p.removeStaged(ctx, d.job); err != nil {
 		// The result is recorded: the redelivery answers from it and tries

@@ -131,6 +131,16 @@ func (e *env) stage(t *testing.T, phone, mime string, data []byte) job.Job {
 	return j
 }
 
+// carry returns a job that carries data itself, as ingest makes for a
+// small file.
+func (e *env) carry(phone, mime string, data []byte) job.Job {
+	return job.Job{
+		ID: job.NewID(), PhoneNumberID: phone, Type: mime, Data: bytes.Clone(data),
+		Size: int64(len(data)), SHA256: sum(data), Filename: "upload.bin", KeyID: "test-key",
+		CreatedAt: time.Now().UTC(),
+	}
+}
+
 // publish sends j as ingest does, with msgID as its Nats-Msg-Id, and returns
 // the channel its result will arrive on.
 func (e *env) publish(t *testing.T, j job.Job, msgID string) <-chan *nats.Msg {
@@ -193,6 +203,9 @@ func (e *env) assertSettled(t *testing.T, j job.Job, got job.Result) {
 	}
 	// The caller is answered first; the staged object goes right after.
 	testenv.Eventually(t, waitFor, func() bool {
+		if j.Inline() {
+			return true
+		}
 		_, err := e.store.StatObject(t.Context(), bucket, j.ObjectKey, minio.StatObjectOptions{})
 		return minio.ToErrorResponse(err).Code == "NoSuchKey"
 	}, "staged object %s not deleted", j.ObjectKey)
@@ -241,6 +254,7 @@ func TestOutcomes(t *testing.T) {
 		mime     string
 		faults   []fakegraph.Fault
 		unstaged bool
+		inline   bool
 		tamper   bool
 		status   job.Status
 		code     string
@@ -265,6 +279,11 @@ func TestOutcomes(t *testing.T) {
 		{name: "staged object altered", phone: "107", tamper: true,
 			status: job.StatusFailed, code: job.CodeInternal, attempts: 1},
 		{name: "phone number with its own token", phone: phoneOwnToken, status: job.StatusSucceeded, attempts: 1, uploads: 1},
+		{name: "file carried in the job", phone: "108", inline: true, status: job.StatusSucceeded, attempts: 1, uploads: 1},
+		{name: "carried file retried after a 5xx", phone: "109", inline: true,
+			faults: []fakegraph.Fault{{Kind: "5xx"}}, status: job.StatusSucceeded, attempts: 2, uploads: 1},
+		{name: "carried file altered", phone: "110", inline: true, tamper: true,
+			status: job.StatusFailed, code: job.CodeInternal, attempts: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +296,12 @@ func TestOutcomes(t *testing.T) {
 			if mime == "" {
 				mime = "text/plain"
 			}
-			j := e.stage(t, tt.phone, mime, text)
+			var j job.Job
+			if tt.inline {
+				j = e.carry(tt.phone, mime, text)
+			} else {
+				j = e.stage(t, tt.phone, mime, text)
+			}
 			if tt.unstaged {
 				if err := e.store.RemoveObject(t.Context(), bucket, j.ObjectKey, minio.RemoveObjectOptions{}); err != nil {
 					t.Fatal(err)
