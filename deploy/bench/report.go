@@ -367,7 +367,7 @@ func (r *Results) writeTables(w io.Writer) error {
 
 // stageOrder is the order of the steps of an upload in the stage table;
 // steps not listed follow in alphabetical order.
-const stageOrder = "ingest.receive ingest.stage ingest.publish ingest.wait worker.fetch worker.meta_upload worker.total"
+const stageOrder = "ingest.receive ingest.cache ingest.stage ingest.publish ingest.wait worker.queued worker.lookup worker.fetch worker.meta_upload worker.settle worker.total"
 
 // writeStages prints where the pipeline's time went, per scenario, if the
 // processes timed their steps.

@@ -117,7 +117,9 @@ func (s *Server) submission(c echo.Context, key *apikey.Key, u *upload.Upload, j
 		sub.release = release
 	}
 	if sub.useCache {
+		start := time.Now()
 		hit, err := s.cacheLookup(c, *j, sub)
+		s.metrics.since(stageCache, start)
 		if hit {
 			sub.answered, sub.done = true, true
 			return sub, err
@@ -145,15 +147,17 @@ func preferAsync(values []string) bool {
 	return false
 }
 
-// recordQueued writes the job's first status record, before the job is
-// published, so the status endpoint and Idempotency-Key retries find it.
+// recordQueued writes the job's first status record while the job is
+// published, so the status endpoint and Idempotency-Key retries find it
+// once the request is answered. The job id is new: one write creates the
+// record, unless a worker was faster.
 func (s *Server) recordQueued(ctx context.Context, j job.Job) error {
 	if s.async == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
-	err := s.async.statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
+	_, err := s.async.statuses.Apply(ctx, j.ID, job.New(j.ID), func(st *job.StatusRecord) bool {
 		if st.Status != "" {
 			return false // a worker was faster
 		}

@@ -63,30 +63,33 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	}
 	defer sub.finish()
 
-	// Stage, writing the job's first status record meanwhile: both must
-	// be done before the job is published, neither needs the other. A
-	// small file goes into the job itself.
+	// Stage: a small file goes into the job itself, a larger one to the
+	// object store.
 	start = time.Now()
-	queued := make(chan error, 1)
-	go func() { queued <- s.recordQueued(ctx, j) }()
 	if err := s.stage(ctx, &j, u); err != nil {
-		<-queued
 		return err
 	}
 	s.metrics.since(stageStage, start)
 	u.Close() // the staged copy is all that is needed from here
-	if err := <-queued; err != nil {
-		s.unstage(j)
-		return err
-	}
 
-	// Publish, having registered for the answer first.
+	// Publish, having registered for the answer first, and write the job's
+	// first status record meanwhile: a worker that takes the job before
+	// the record lands writes its own, which the queued one never
+	// overwrites. The answer waits for both.
 	replyTo, answer, done := s.replies.expect(j.ID)
 	defer done()
 	start = time.Now()
+	queued := make(chan error, 1)
+	go func() { queued <- s.recordQueued(ctx, j) }()
 	if err := s.publish(ctx, j, replyTo); err != nil {
+		<-queued
 		s.unstage(j)
 		return err
+	}
+	if err := <-queued; err != nil {
+		// The job is queued and its worker writes the record: failing the
+		// request now would only make the client upload the file twice.
+		s.log.Warn("writing the queued status record failed; the worker will write it", "job_id", j.ID, "err", err)
 	}
 	s.metrics.since(stagePublish, start)
 	s.log.Info("job published", "request_id", requestID(c), "job_id", j.ID, "phone_number_id", j.PhoneNumberID,

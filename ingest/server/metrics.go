@@ -13,7 +13,8 @@ import (
 // Stages of POST /media timed by sigfollow_ingest_stage_duration_seconds.
 const (
 	stageReceive = "receive" // reading and validating the multipart body
-	stageStage   = "stage"   // writing the file to the object store
+	stageCache   = "cache"   // looking the file up in the media-id cache
+	stageStage   = "stage"   // writing the file to the object store (or into the job)
 	stagePublish = "publish" // publishing the job to JetStream
 	stageWait    = "wait"    // waiting for the worker's answer
 )
@@ -61,7 +62,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sigfollow_ingest_stage_duration_seconds",
-			Help:    "Time spent in each step of POST /media: receive, stage, publish, wait.",
+			Help:    "Time spent in each step of POST /media: receive, cache, stage, publish, wait.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"stage"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{

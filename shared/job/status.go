@@ -93,35 +93,64 @@ func (s *Statuses) get(ctx context.Context, id string) (*StatusRecord, uint64, e
 // from an empty one with JobID set. If change returns false nothing is
 // written.
 func (s *Statuses) Update(ctx context.Context, id string, change func(*StatusRecord) bool) error {
+	_, err := s.Apply(ctx, id, nil, change)
+	return err
+}
+
+// Version is a record as one writer last read or wrote it: a later change
+// by the same writer starts from it instead of reading the record again.
+type Version struct {
+	rec StatusRecord
+	rev uint64
+}
+
+// New is the version of a record that does not exist yet, for a writer
+// that knows it is the first (a job id it just made).
+func New(id string) *Version { return &Version{rec: StatusRecord{JobID: id}} }
+
+// Apply is Update starting from v, if v is not nil: one write instead of a
+// read and a write while nobody else changed the record since v, the read
+// and a retry if somebody did. It returns the version it wrote, or v if
+// change wrote nothing.
+func (s *Statuses) Apply(ctx context.Context, id string, v *Version, change func(*StatusRecord) bool) (*Version, error) {
 	for range 20 {
-		r, rev, err := s.get(ctx, id)
-		if errors.Is(err, ErrStatusNotFound) {
-			r, err = &StatusRecord{JobID: id}, nil
+		var r *StatusRecord
+		var rev uint64
+		if v != nil {
+			cur := v.rec
+			r, rev, v = &cur, v.rev, nil
+		} else {
+			var err error
+			r, rev, err = s.get(ctx, id)
+			if errors.Is(err, ErrStatusNotFound) {
+				r, err = &StatusRecord{JobID: id}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return err
-		}
+		before := *r
 		if !change(r) {
-			return nil
+			return &Version{rec: before, rev: rev}, nil
 		}
 		r.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(storedStatus{StatusRecord: *r, KeyID: r.KeyID})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if rev == 0 {
-			_, err = s.kv.Create(ctx, id, data)
+			rev, err = s.kv.Create(ctx, id, data)
 		} else {
-			_, err = s.kv.Update(ctx, id, data, rev)
+			rev, err = s.kv.Update(ctx, id, data, rev)
 		}
 		if err == nil {
-			return nil
+			return &Version{rec: *r, rev: rev}, nil
 		}
 		if !conflict(err) {
-			return fmt.Errorf("job: write status %s: %w", id, err)
+			return nil, fmt.Errorf("job: write status %s: %w", id, err)
 		}
 	}
-	return fmt.Errorf("job: write status %s: too many concurrent changes", id)
+	return nil, fmt.Errorf("job: write status %s: too many concurrent changes", id)
 }
 
 // Wait watches job id's record until done returns true for it, and

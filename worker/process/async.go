@@ -29,7 +29,8 @@ type Async struct {
 // terminal state. It writes in the background, beside the upload, and
 // returns the function that waits for the write: the status is a view for
 // pollers, not a step the upload waits on, and a write that lands late
-// cannot undo a terminal state (Statuses.Update is compare-and-set).
+// cannot undo a terminal state (Statuses.Apply is compare-and-set). The
+// version it leaves in d.status lets publishOutcome write without reading.
 func (p *Processor) markProcessing(ctx context.Context, d *delivery) (wait func()) {
 	if p.Async == nil {
 		return func() {}
@@ -38,7 +39,7 @@ func (p *Processor) markProcessing(ctx context.Context, d *delivery) (wait func(
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := p.Async.Statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
+		v, err := p.Async.Statuses.Apply(ctx, j.ID, nil, func(st *job.StatusRecord) bool {
 			if st.Status.Terminal() || st.Status == job.StatusProcessing {
 				return false
 			}
@@ -46,6 +47,7 @@ func (p *Processor) markProcessing(ctx context.Context, d *delivery) (wait func(
 			st.Status = job.StatusProcessing
 			return true
 		})
+		d.status = v
 		if err != nil {
 			d.log.Warn("showing the job as processing failed", "err", err)
 		}
@@ -75,7 +77,7 @@ func (p *Processor) publishOutcome(ctx context.Context, d *delivery, r job.Resul
 		})
 	}
 	settle := job.Settle(r)
-	err := p.Async.Statuses.Update(ctx, j.ID, func(st *job.StatusRecord) bool {
+	_, err := p.Async.Statuses.Apply(ctx, j.ID, d.status, func(st *job.StatusRecord) bool {
 		changed := st.PhoneNumberID == ""
 		fillStatus(st, j)
 		if j.CallbackURL != "" && st.Webhook == nil {

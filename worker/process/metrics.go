@@ -14,8 +14,11 @@ import (
 
 // Stages of a job timed by sigfollow_worker_stage_duration_seconds.
 const (
+	stageQueued = "queued"      // from JetStream storing the delivery to this worker taking it
+	stageLookup = "lookup"      // looking up an earlier delivery's result
 	stageFetch  = "fetch"       // opening the staged object (time to its first byte)
 	stageUpload = "meta_upload" // streaming it to Meta until Meta answers
+	stageSettle = "settle"      // recording the result, status and cache until the caller is answered
 	stageTotal  = "total"       // from delivery to the job settled
 )
 
@@ -40,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sigfollow_worker_stage_duration_seconds",
-			Help:    "Time spent in each step of a job: fetch (staged object), meta_upload, total.",
+			Help:    "Time spent in each step of a job: queued (in the stream, by JetStream's clock), lookup (earlier result), fetch (staged object), meta_upload, settle, total.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"stage"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{

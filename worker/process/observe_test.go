@@ -117,7 +117,7 @@ sigfollow_queue_jobs_pending 0
 		"sigfollow_worker_meta_errors_total", "sigfollow_queue_jobs_pending"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(o.reg, "sigfollow_worker_stage_duration_seconds"); n != 3 {
-		t.Errorf("%d stage histograms, want fetch, meta_upload and total", n)
+	if n := testutil.CollectAndCount(o.reg, "sigfollow_worker_stage_duration_seconds"); n != 6 {
+		t.Errorf("%d stage histograms, want queued, lookup, fetch, meta_upload, settle and total", n)
 	}
 }

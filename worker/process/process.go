@@ -157,6 +157,8 @@ type delivery struct {
 	log     *slog.Logger
 	// keepStaged keeps the staged file for a dead-lettered job's replay.
 	keepStaged bool
+	// status is the job's status record as markProcessing left it.
+	status *job.Version
 }
 
 // failure is a failed attempt, classified once where it happened.
@@ -176,6 +178,7 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 		p.Log.Error("message is not a JetStream delivery; ignored", "subject", msg.Subject(), "err", err)
 		return
 	}
+	p.Metrics.since(stageQueued, md.Timestamp)
 	j, err := decode(msg.Data())
 	if err != nil {
 		p.Log.Error("malformed job; terminated", "stream_seq", md.Sequence.Stream, "err", err)
@@ -195,7 +198,9 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	// A recorded result means an earlier delivery finished the job: answer
 	// from the record and never upload twice.
 	stop := heartbeat(msg, p.cfg.AckWait/3, d.log)
+	lookupStart := time.Now()
 	prev, err := p.lookup(ctx, j.ID)
+	p.Metrics.since(stageLookup, lookupStart)
 	var mediaID string
 	var f *failure
 	switch {
@@ -426,13 +431,20 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// settle records a new result, then answers.
+// settle records a new result and answers, writing the record while the
+// status and the cache are updated: the caller is answered once all three
+// are written.
 func (p *Processor) settle(ctx context.Context, d *delivery, r job.Result) {
-	r.Attempts, r.CompletedAt = d.attempt, time.Now().UTC()
-	if err := p.record(ctx, r); err != nil {
+	start := time.Now()
+	r.Attempts, r.CompletedAt = d.attempt, start.UTC()
+	recorded := make(chan error, 1)
+	go func() { recorded <- p.record(ctx, r) }()
+	p.publishOutcome(ctx, d, r)
+	if err := <-recorded; err != nil {
 		d.log.Error("recording the result failed; answering anyway", "err", err)
 	}
-	p.answer(ctx, d, r)
+	p.Metrics.since(stageSettle, start)
+	p.finish(ctx, d, r)
 }
 
 // record writes the result, retrying briefly: the upload it describes must
@@ -457,12 +469,18 @@ func (p *Processor) record(ctx context.Context, r job.Result) error {
 	}
 }
 
-// answer updates the job's status and the media-id cache, sends the result
-// to the waiting caller, queues the job's webhook, deletes the staged file
-// and acknowledges the job. The result is recorded by then: a redelivery
-// after a crash before the ack does the steps again from the record.
+// answer updates the job's status and the media-id cache from a recorded
+// result, then finishes the job.
 func (p *Processor) answer(ctx context.Context, d *delivery, r job.Result) {
 	p.publishOutcome(ctx, d, r)
+	p.finish(ctx, d, r)
+}
+
+// finish sends the result to the waiting caller, queues the job's webhook,
+// deletes the staged file and acknowledges the job. The result is recorded
+// by then: a redelivery after a crash before the ack does the steps again
+// from the record.
+func (p *Processor) finish(ctx context.Context, d *delivery, r job.Result) {
 	p.reply(d.replyTo, r, d.log)
 	p.queueWebhook(ctx, d, r)
 	if d.keepStaged && !d.job.Inline() {
