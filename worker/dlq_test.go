@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -90,7 +89,7 @@ func TestDLQCLI(t *testing.T) {
 	last, err := topo.Jobs.GetLastMsgForSubject(ctx, job.Subject(testPhone))
 	var requeued job.Job
 	if err == nil {
-		err = json.Unmarshal(last.Data, &requeued)
+		requeued, err = job.Decode(last.Header, last.Data)
 	}
 	if err != nil || requeued.ID != carried.ID || !bytes.Equal(requeued.Data, data) {
 		t.Errorf("replayed job %s carries %q (err %v), want %s with the file", requeued.ID, requeued.Data, err, carried.ID)

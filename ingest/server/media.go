@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/minio/minio-go/v7"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sigfollow/media/ingest/upload"
@@ -197,12 +196,10 @@ func (s *Server) removeStaged(j job.Job) error {
 // publish hands the job to JetStream and returns once it is stored. The job
 // id is the message id, so a retried publish cannot enqueue it twice.
 func (s *Server) publish(ctx context.Context, j job.Job, replyTo string) error {
-	data, err := json.Marshal(j)
+	msg, err := job.NewMsg(job.Subject(j.PhoneNumberID), j)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(job.Subject(j.PhoneNumberID))
-	msg.Data = data
 	if replyTo != "" {
 		msg.Header.Set(job.HeaderReplyTo, replyTo)
 	}

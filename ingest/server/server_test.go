@@ -114,9 +114,9 @@ func (s *stack) respond(t *testing.T, answer func(job.Job) job.Result) *responde
 	}
 	r := &responder{}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var j job.Job
-		if err := json.Unmarshal(m.Data(), &j); err != nil {
-			t.Errorf("job is not JSON: %v", err)
+		j, err := job.Decode(m.Headers(), m.Data())
+		if err != nil {
+			t.Errorf("job message unreadable: %v", err)
 			_ = m.Term()
 			return
 		}

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -36,14 +35,13 @@ var digits = regexp.MustCompile(`^[0-9]{1,32}$`)
 func ValidPhoneNumberID(s string) bool { return digits.MatchString(s) }
 
 // MaxInlineBytes caps the files a job may carry inline (Job.Data): their
-// base64 stays well under NATS's default 1 MiB max_payload.
+// messages stay well under NATS's default 1 MiB max_payload.
 const MaxInlineBytes = 512 << 10
 
 // InlineMessageBytes bounds the size of a job message carrying a file of n
-// bytes: the file's base64 and room for every other field and header.
-func InlineMessageBytes(n int64) int64 {
-	return int64(base64.StdEncoding.EncodedLen(int(n))) + 16<<10
-}
+// bytes (see NewMsg): the file and room for the job's other fields and the
+// message's headers.
+func InlineMessageBytes(n int64) int64 { return n + 16<<10 }
 
 // Job is one upload waiting to be sent to Meta. Its file is either staged
 // in the object store (Bucket, ObjectKey) or, if small, carried in the job

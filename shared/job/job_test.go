@@ -2,9 +2,12 @@ package job_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/sigfollow/media/shared/job"
 )
@@ -53,24 +56,63 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestCarriedFileRoundTrips: a job's file survives the JSON of its message,
-// and a staged job's message has no data field at all.
-func TestCarriedFileRoundTrips(t *testing.T) {
-	data := []byte{0, 1, 2, 0xff, '\n', '"'}
-	in := job.Job{ID: job.NewID(), PhoneNumberID: "1", Type: "image/png", Size: int64(len(data)), Data: data}
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
+// TestMessages: a job survives its message; a carried file is the
+// payload, as it was, and the rest of the job a header.
+func TestMessages(t *testing.T) {
+	file := []byte{0, 1, 2, 0xff, '\n', '"', '\r'}
+	base := job.Job{ID: job.NewID(), PhoneNumberID: "1", Type: "image/png", Size: int64(len(file)),
+		SHA256: strings.Repeat("ab", 32), Filename: "naïve \"cat\"\r\n.png", CreatedAt: time.Now().UTC().Round(0)}
+	staged, carried := base, base
+	staged.Bucket, staged.ObjectKey = "b", "staging/k"
+	carried.Data = file
+	for _, tc := range []struct {
+		name string
+		j    job.Job
+	}{{"staged", staged}, {"carried", carried}} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, err := job.NewMsg("media.jobs.1", tc.j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.j.Inline() {
+				if string(msg.Data) != string(file) || msg.Header.Get(job.HeaderJob) == "" {
+					t.Errorf("payload %q, header %q: want the file as the payload and the job in the header", msg.Data, msg.Header.Get(job.HeaderJob))
+				}
+				if int64(len(msg.Data)+len(msg.Header.Get(job.HeaderJob))) > job.InlineMessageBytes(tc.j.Size) {
+					t.Errorf("message over its bound %d", job.InlineMessageBytes(tc.j.Size))
+				}
+				if strings.ContainsAny(msg.Header.Get(job.HeaderJob), "\r\n") {
+					t.Errorf("header value has a line break: %q", msg.Header.Get(job.HeaderJob))
+				}
+			} else if strings.Contains(string(msg.Data), `"data"`) || msg.Header.Get(job.HeaderJob) != "" {
+				t.Errorf("a staged job's message carries data: %s %v", msg.Data, msg.Header)
+			}
+			got, err := job.Decode(msg.Header, msg.Data)
+			if err != nil || !reflect.DeepEqual(got, tc.j) {
+				t.Errorf("decoded %+v (err %v), want %+v", got, err, tc.j)
+			}
+		})
 	}
-	var out job.Job
-	if err := json.Unmarshal(b, &out); err != nil || !out.Inline() || string(out.Data) != string(data) {
-		t.Fatalf("decoded %+v (err %v) from %s", out, err, b)
-	}
-	if int64(len(b)) > job.InlineMessageBytes(int64(len(data))) {
-		t.Errorf("message of %d bytes over its bound %d", len(b), job.InlineMessageBytes(int64(len(data))))
-	}
-	b, _ = json.Marshal(job.Job{ID: "x", Bucket: "b", ObjectKey: "k"})
-	if strings.Contains(string(b), `"data"`) {
-		t.Errorf("a staged job's message has a data field: %s", b)
-	}
+	t.Run("JSON with the file inside", func(t *testing.T) {
+		b, _ := json.Marshal(carried)
+		got, err := job.Decode(nats.Header{}, b)
+		if err != nil || !reflect.DeepEqual(got, carried) {
+			t.Errorf("decoded %+v (err %v)", got, err)
+		}
+	})
+	t.Run("file in the header and the payload", func(t *testing.T) {
+		b, _ := json.Marshal(carried)
+		h := nats.Header{}
+		h.Set(job.HeaderJob, string(b))
+		if _, err := job.Decode(h, file); err == nil {
+			t.Error("accepted")
+		}
+	})
+	t.Run("header not JSON", func(t *testing.T) {
+		h := nats.Header{}
+		h.Set(job.HeaderJob, "{nope")
+		if _, err := job.Decode(h, file); err == nil {
+			t.Error("accepted")
+		}
+	})
 }

@@ -2,13 +2,11 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sigfollow/media/shared/job"
@@ -139,12 +137,10 @@ func (d *DeadLetters) ExhaustedEvents(ctx context.Context) (jetstream.Consumer, 
 // Add copies a failed job to the dead-letter stream. Adding the same job
 // from the same job-stream sequence twice stores it once.
 func (d *DeadLetters) Add(ctx context.Context, j job.Job, jobSeq uint64, deliveries int, reason, message string) error {
-	data, err := json.Marshal(j)
+	msg, err := job.NewMsg(DeadLetterSubject(j.PhoneNumberID), j)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(DeadLetterSubject(j.PhoneNumberID))
-	msg.Data = data
 	msg.Header.Set(HeaderDeadReason, reason)
 	msg.Header.Set(HeaderDeadMessage, message)
 	msg.Header.Set(HeaderDeadDeliveries, strconv.Itoa(deliveries))
@@ -194,9 +190,11 @@ func decodeDeadLetter(raw *jetstream.RawStreamMsg) DeadLetter {
 	dl := DeadLetter{Seq: raw.Sequence, At: raw.Time,
 		Reason: raw.Header.Get(HeaderDeadReason), Message: raw.Header.Get(HeaderDeadMessage)}
 	dl.Deliveries, _ = strconv.Atoi(raw.Header.Get(HeaderDeadDeliveries))
-	if err := json.Unmarshal(raw.Data, &dl.Job); err != nil {
+	j, err := job.Decode(raw.Header, raw.Data)
+	if err != nil {
 		dl.Reason, dl.Message = "malformed", err.Error()
 	}
+	dl.Job = j
 	return dl
 }
 
@@ -212,12 +210,10 @@ func (d *DeadLetters) Replay(ctx context.Context, dl DeadLetter) error {
 	if err := d.results.Delete(ctx, dl.Job.ID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("queue: replay %s: forget the failed result: %w", dl.Job.ID, err)
 	}
-	data, err := json.Marshal(dl.Job)
+	msg, err := job.NewMsg(job.Subject(dl.Job.PhoneNumberID), dl.Job)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(job.Subject(dl.Job.PhoneNumberID))
-	msg.Data = data
 	// A message id of its own: the job id alone may still sit in the job
 	// stream's duplicate window.
 	id := dl.Job.ID + ".replay." + strconv.FormatUint(dl.Seq, 10)

@@ -75,8 +75,8 @@ func TestDeadLetters(t *testing.T) {
 		if err != nil {
 			t.Fatalf("replayed job not in the job stream: %v", err)
 		}
-		var got job.Job
-		if err := json.Unmarshal(raw.Data, &got); err != nil || !reflect.DeepEqual(got, jobs[1]) {
+		got, err := job.Decode(raw.Header, raw.Data)
+		if err != nil || !reflect.DeepEqual(got, jobs[1]) {
 			t.Errorf("replayed %s, want %+v", raw.Data, jobs[1])
 		}
 		if _, err := topo.Results.Get(ctx, jobs[1].ID); !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -121,7 +121,7 @@ func (p *Processor) exhausted(ctx context.Context, seq uint64, deliveries int) e
 	if err != nil {
 		return fmt.Errorf("read the job: %w", err)
 	}
-	j, err := decode(raw.Data)
+	j, err := decode(raw.Header, raw.Data)
 	if err != nil {
 		log.Error("malformed job used up its deliveries; removed", "err", err)
 		return p.DeadLetters.RemoveJob(ctx, seq)

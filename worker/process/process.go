@@ -179,7 +179,7 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	p.Metrics.since(stageQueued, md.Timestamp)
-	j, err := decode(msg.Data())
+	j, err := decode(msg.Headers(), msg.Data())
 	if err != nil {
 		p.Log.Error("malformed job; terminated", "stream_seq", md.Sequence.Stream, "err", err)
 		if err := msg.TermWithReason("malformed job: " + err.Error()); err != nil {
@@ -257,10 +257,10 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 // keyRE is what the results bucket accepts as a key.
 var keyRE = regexp.MustCompile(`^[-_=.a-zA-Z0-9]{1,128}$`)
 
-func decode(data []byte) (job.Job, error) {
-	var j job.Job
-	if err := json.Unmarshal(data, &j); err != nil {
-		return job.Job{}, fmt.Errorf("decode: %w", err)
+func decode(h nats.Header, data []byte) (job.Job, error) {
+	j, err := job.Decode(h, data)
+	if err != nil {
+		return job.Job{}, err
 	}
 	if err := j.Validate(); err != nil {
 		return job.Job{}, err

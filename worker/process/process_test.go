@@ -145,14 +145,23 @@ func (e *env) carry(phone, mime string, data []byte) job.Job {
 // the channel its result will arrive on.
 func (e *env) publish(t *testing.T, j job.Job, msgID string) <-chan *nats.Msg {
 	t.Helper()
-	data, err := json.Marshal(j)
+	msg, err := job.NewMsg(job.Subject(j.PhoneNumberID), j)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.publishRaw(t, job.Subject(j.PhoneNumberID), data, msgID)
+	return e.publishMsg(t, msg, msgID)
 }
 
 func (e *env) publishRaw(t *testing.T, subject string, data []byte, msgID string) <-chan *nats.Msg {
+	t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	return e.publishMsg(t, msg, msgID)
+}
+
+// publishMsg sends msg with msgID as its Nats-Msg-Id and a reply inbox,
+// and returns the channel its result will arrive on.
+func (e *env) publishMsg(t *testing.T, msg *nats.Msg, msgID string) <-chan *nats.Msg {
 	t.Helper()
 	inbox := e.nc.NewInbox()
 	replies := make(chan *nats.Msg, 4)
@@ -161,8 +170,6 @@ func (e *env) publishRaw(t *testing.T, subject string, data []byte, msgID string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	msg := nats.NewMsg(subject)
-	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Header.Set(job.HeaderReplyTo, inbox)
 	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
