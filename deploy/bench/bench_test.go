@@ -156,6 +156,7 @@ func TestConfig(t *testing.T) {
 		{"file shorter than its stamp", []string{"-sizes", "10", "-uploads", "1"}, nil, "file size 10"},
 		{"not a number", []string{"-concurrency", "1,x"}, nil, "-concurrency"},
 		{"zero workers", []string{"-scale-workers", "0"}, nil, "-scale-workers must be at least 1"},
+		{"inline limit over the cap", []string{"-inline-max-bytes", "600000"}, nil, "-inline-max-bytes must be between 0 and 524288"},
 		{"stray argument", []string{"now"}, nil, `unexpected argument "now"`},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sigfollow/media/shared/job"
 )
 
 // Config is everything bench reads: its flags. Each default is beside the
@@ -55,6 +57,9 @@ type Config struct {
 	// SyncTimeout is ingest's SYNC_TIMEOUT; the client gives every request
 	// 30 s more.
 	SyncTimeout time.Duration
+	// InlineMaxBytes is ingest's INLINE_MAX_BYTES: 0 stages every file in
+	// MinIO.
+	InlineMaxBytes int64
 	// MinIODir is where MinIO keeps its data (in a directory of its own
 	// made there); empty means the run's temporary directory.
 	MinIODir string
@@ -107,6 +112,7 @@ func parseConfig(args []string, fs *flag.FlagSet) (Config, error) {
 	fs.StringVar(&cfg.MinIODir, "minio-dir", "", "keep MinIO's data under `dir` (default: the run's temporary directory)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of ingest and the first worker for each pipeline scenario to `dir` (go tool pprof reads them)")
 	fs.IntVar(&cfg.ProfileSeconds, "profile-seconds", 10, "length of each CPU profile, in `seconds` (keep it under the scenario's)")
+	fs.Int64Var(&cfg.InlineMaxBytes, "inline-max-bytes", 131072, "ingest's INLINE_MAX_BYTES (`bytes`): files up to it travel in their jobs; 0 stages every file in MinIO")
 	fs.DurationVar(&cfg.SyncTimeout, "sync-timeout", 2*time.Minute, "ingest's SYNC_TIMEOUT (`duration`); the client gives every request 30 s more")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -195,6 +201,9 @@ func (c *Config) validate() error {
 	}
 	if c.ProfileDir != "" && c.ProfileSeconds < 1 {
 		errs = append(errs, fmt.Errorf("-profile-seconds must be at least 1, not %d", c.ProfileSeconds))
+	}
+	if c.InlineMaxBytes < 0 || c.InlineMaxBytes > job.MaxInlineBytes {
+		errs = append(errs, fmt.Errorf("-inline-max-bytes must be between 0 and %d", job.MaxInlineBytes))
 	}
 	if c.ScaleLatency < 0 || c.SyncTimeout <= 0 {
 		errs = append(errs, errors.New("-scale-latency must not be negative and -sync-timeout must be positive"))

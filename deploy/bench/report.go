@@ -37,6 +37,9 @@ type Results struct {
 	// scenarios.
 	Workers           int `json:"workers"`
 	WorkerConcurrency int `json:"worker_concurrency"`
+	// InlineMaxBytes is ingest's INLINE_MAX_BYTES: files up to it travel
+	// in their jobs instead of MinIO.
+	InlineMaxBytes int64 `json:"inline_max_bytes"`
 	// MinIOFS is the file system MinIO's data was on (tmpfs, ext4, …).
 	MinIOFS     string       `json:"minio_fs"`
 	Scenarios   []Scenario   `json:"scenarios"`
@@ -304,8 +307,8 @@ func (r *Results) failed() int {
 // writeTables prints the results as markdown tables.
 func (r *Results) writeTables(w io.Writer) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "Machine: %d CPUs (%s), %s RAM, %s, %s, Linux %s. Pipeline: ingest + %d worker processes × WORKER_CONCURRENCY=%d; MinIO's data on %s. Load average %s at the start, %s at the end.\n\n",
-		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.Go, r.Machine.OS, r.Machine.Kernel, r.Workers, r.WorkerConcurrency, r.MinIOFS, r.LoadAvg[0], r.LoadAvg[1])
+	fmt.Fprintf(b, "Machine: %d CPUs (%s), %s RAM, %s, %s, Linux %s. Pipeline: ingest (INLINE_MAX_BYTES=%d) + %d worker processes × WORKER_CONCURRENCY=%d; MinIO's data on %s. Load average %s at the start, %s at the end.\n\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.Go, r.Machine.OS, r.Machine.Kernel, r.InlineMaxBytes, r.Workers, r.WorkerConcurrency, r.MinIOFS, r.LoadAvg[0], r.LoadAvg[1])
 
 	b.WriteString("| size | conc | direct p50 | direct p99 | direct up/s | direct MB/s | pipeline p50 | pipeline p99 | pipeline up/s | pipeline MB/s | added p50 | added p99 | up/s ratio | RSS ingest | RSS workers |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")

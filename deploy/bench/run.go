@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	b := &bench{
 		cfg: cfg, stack: st, load: newLoader(cfg.SyncTimeout + 30*time.Second), progress: &progress{w: stderr},
 		results: &Results{Started: started.UTC(), Quick: cfg.Quick, Machine: machine(), LoadAvg: [2]string{loadAvg()},
-			Workers: cfg.Workers, WorkerConcurrency: cfg.WorkerConcurrency},
+			Workers: cfg.Workers, WorkerConcurrency: cfg.WorkerConcurrency, InlineMaxBytes: cfg.InlineMaxBytes},
 		run: runID(),
 	}
 	b.results.MinIOFS = fsType(st.minioDir)

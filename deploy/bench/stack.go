@@ -152,6 +152,7 @@ func (s *stack) startPipeline(ctx context.Context, n, perProcess int) (err error
 	s.ingest, err = startChild(fmt.Sprintf("ingest-%02d", s.starts), s.cfg.IngestBin, logs, append(append(common, ingestEnv...),
 		"INGEST_ADDR="+addr, "SIGFOLLOW_DEV_API_KEY="+benchDevKey,
 		"SYNC_TIMEOUT="+s.cfg.SyncTimeout.String(), "SPOOL_DIR="+filepath.Join(s.dir, "spool"),
+		"INLINE_MAX_BYTES="+strconv.FormatInt(s.cfg.InlineMaxBytes, 10),
 		"SHUTDOWN_TIMEOUT=10s",
 		// The per-key rate limit is checked on every upload, at the
 		// highest rate it allows, so that it costs what it costs without
