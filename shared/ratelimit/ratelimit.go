@@ -51,16 +51,31 @@ type KV interface {
 
 // Limiter applies limits to keys. Within one process, the requests for one
 // key that arrive while its state is being updated are decided together in
-// the next update (one read and one compare-and-set for the lot), so a busy
-// key costs one round trip per batch rather than one per request, and
-// compare-and-set conflicts happen only between replicas.
+// the next update (one compare-and-set for the lot), so a busy key costs
+// one round trip per batch rather than one per request, and
+// compare-and-set conflicts happen only between replicas. The limiter
+// remembers the state it last read or wrote for each key and writes from
+// it without reading again; another replica's write since makes the
+// compare-and-set fail, and the state is read afresh.
 type Limiter struct {
 	kv  KV
 	now func() time.Time
 
 	mu      sync.Mutex
 	pending map[string][]*waiter // requests waiting for their key's next update
+	known   map[string]state     // each key's state as last read or written here
 }
+
+// state is a key's stored theoretical arrival time and its revision (0:
+// not stored).
+type state struct {
+	tat      time.Time
+	revision uint64
+}
+
+// maxKnown bounds the states a limiter remembers; past it, an arbitrary
+// one is forgotten (and read again when its key comes back).
+const maxKnown = 10000
 
 // waiter is one request waiting for its decision.
 type waiter struct {
@@ -91,7 +106,7 @@ func New(kv KV, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{kv: kv, now: now, pending: map[string][]*waiter{}}
+	return &Limiter{kv: kv, now: now, pending: map[string][]*waiter{}, known: map[string]state{}}
 }
 
 // Allow takes one request from key's budget under limit. An error means
@@ -166,47 +181,98 @@ func (l *Limiter) update(ctx context.Context, key string, batch []*waiter) ([]De
 	}
 }
 
-// try is one read-decide-write round. conflict reports that another writer
-// got there first.
+// try is one decide-write round, from the remembered state if there is
+// one and from a fresh read otherwise. conflict reports that another writer
+// got there first. A remembered state that turns out stale is read again
+// at once. Deciding from a stale state is safe: a key's arrival time only
+// moves forward, so a request it allows is written with compare-and-set
+// (and refused if stale), and a request it refuses is refused by the
+// current state too.
 func (l *Limiter) try(ctx context.Context, key string, batch []*waiter) ([]Decision, bool, error) {
-	var (
-		tat      time.Time
-		revision uint64
-	)
+	l.mu.Lock()
+	st, remembered := l.known[key]
+	l.mu.Unlock()
+	for {
+		if !remembered {
+			var err error
+			if st, err = l.read(ctx, key); err != nil {
+				return nil, false, err
+			}
+		}
+		now := l.now()
+		tat := st.tat
+		ds := make([]Decision, len(batch))
+		for i, w := range batch {
+			ds[i], tat = gcra(now, tat, w.limit)
+		}
+		if tat.Equal(st.tat) {
+			l.remember(key, st)
+			return ds, false, nil // nothing allowed: nothing to store
+		}
+		value := []byte(strconv.FormatInt(tat.UnixNano(), 10))
+		var rev uint64
+		var err error
+		if st.revision == 0 {
+			rev, err = l.kv.Create(ctx, key, value)
+		} else {
+			rev, err = l.kv.Update(ctx, key, value, st.revision)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || wrongLastSequence(err) {
+			l.forget(key)
+			if remembered {
+				remembered = false
+				continue
+			}
+			return nil, true, nil
+		}
+		if err != nil {
+			l.forget(key)
+			return nil, false, fmt.Errorf("ratelimit: write %s: %w", key, err)
+		}
+		l.remember(key, state{tat: tat, revision: rev})
+		return ds, false, nil
+	}
+}
+
+// read returns key's stored state.
+func (l *Limiter) read(ctx context.Context, key string) (state, error) {
 	e, err := l.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return state{}, nil
 	case err != nil:
-		return nil, false, fmt.Errorf("ratelimit: read %s: %w", key, err)
-	default:
-		revision = e.Revision()
-		ns, perr := strconv.ParseInt(string(e.Value()), 10, 64)
-		if perr == nil {
-			tat = time.Unix(0, ns)
+		return state{}, fmt.Errorf("ratelimit: read %s: %w", key, err)
+	}
+	st := state{revision: e.Revision()}
+	if ns, err := strconv.ParseInt(string(e.Value()), 10, 64); err == nil {
+		st.tat = time.Unix(0, ns)
+	}
+	return st, nil
+}
+
+func (l *Limiter) remember(key string, st state) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.known[key]; !ok && len(l.known) >= maxKnown {
+		for k := range l.known {
+			delete(l.known, k)
+			break
 		}
 	}
-	now := l.now()
-	start := tat
-	ds := make([]Decision, len(batch))
-	for i, w := range batch {
-		ds[i], tat = gcra(now, tat, w.limit)
-	}
-	if tat.Equal(start) {
-		return ds, false, nil // nothing allowed: nothing to store
-	}
-	value := []byte(strconv.FormatInt(tat.UnixNano(), 10))
-	if revision == 0 {
-		_, err = l.kv.Create(ctx, key, value)
-	} else {
-		_, err = l.kv.Update(ctx, key, value, revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil, true, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("ratelimit: write %s: %w", key, err)
-	}
-	return ds, false, nil
+	l.known[key] = st
+}
+
+func (l *Limiter) forget(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.known, key)
+}
+
+// wrongLastSequence reports a compare-and-set refused because the key
+// changed (or expired) since the revision it named.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // gcra decides one request arriving at now against the stored theoretical

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sigfollow/media/shared/queue"
 	"github.com/sigfollow/media/shared/testenv"
 )
@@ -137,4 +139,52 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		}
 	})
+}
+
+// countingKV counts the reads of a real bucket.
+type countingKV struct {
+	KV
+	gets atomic.Int32
+}
+
+func (c *countingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	c.gets.Add(1)
+	return c.KV.Get(ctx, key)
+}
+
+// TestRememberedStateSkipsTheRead: a replica alone on a key decides from
+// the state it wrote, without reading it again; once another replica has
+// written, its stale state is refused by the store, read afresh, and the
+// decision counts the other replica's requests.
+func TestRememberedStateSkipsTheRead(t *testing.T) {
+	kv := rateLimits(t)
+	ctx := context.Background()
+	frozen := time.Now()
+	clock := func() time.Time { return frozen }
+	a, b := &countingKV{KV: kv}, &countingKV{KV: kv}
+	la, lb := New(a, clock), New(b, clock)
+	limit := Limit{PerMinute: 60, Burst: 5}
+
+	for i := range 3 {
+		if d, err := la.Allow(ctx, "k", limit); err != nil || !d.Allowed || d.Remaining != 4-i {
+			t.Fatalf("request %d: %+v, %v", i+1, d, err)
+		}
+	}
+	if n := a.gets.Load(); n != 1 {
+		t.Errorf("3 requests read the state %d times, want once", n)
+	}
+	for range 2 {
+		if d, err := lb.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+			t.Fatalf("other replica: %+v, %v", d, err)
+		}
+	}
+	// The budget is spent; the first replica's remembered state says two
+	// requests are left, the store says none.
+	d, err := la.Allow(ctx, "k", limit)
+	if err != nil || d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("after the other replica spent the budget: %+v, %v; want refused", d, err)
+	}
+	if n := a.gets.Load(); n != 2 {
+		t.Errorf("the stale state was read again %d times, want once", n-1)
+	}
 }
