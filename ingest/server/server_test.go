@@ -409,6 +409,34 @@ func TestSmallFilesTravelInTheJob(t *testing.T) {
 	}
 }
 
+// TestConcurrentSmallFilesKeepTheirBytes: a job carries its upload's
+// pooled buffer until it is published; uploads at once never see each
+// other's bytes.
+func TestConcurrentSmallFilesKeepTheirBytes(t *testing.T) {
+	s := newStack(t, stackOptions{inlineMaxBytes: 64 << 10})
+	r := s.respond(t, succeed)
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			file := bytes.Repeat(fmt.Appendf(nil, "upload %02d\n", i), 2000+i*97)
+			resp := s.post(t, form{key: s.liveKey, fields: [][2]string{{"messaging_product", "whatsapp"}}, file: file, partType: "text/plain"})
+			if resp.Status != http.StatusOK {
+				t.Errorf("upload %d: status %d, body %s", i, resp.Status, resp.Raw)
+			}
+		})
+	}
+	wg.Wait()
+	seen := r.seen()
+	if len(seen) != 32 {
+		t.Fatalf("responder saw %d jobs, want 32", len(seen))
+	}
+	for _, j := range seen {
+		if !j.Inline() || hexSHA(j.Data) != j.SHA256 || int64(len(j.Data)) != j.Size {
+			t.Errorf("job %s carries %d bytes hashing to %s; it says %d bytes, %s", j.ID, len(j.Data), hexSHA(j.Data), j.Size, j.SHA256)
+		}
+	}
+}
+
 func TestRejectionsStageAndQueueNothing(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	r := s.respond(t, succeed)
