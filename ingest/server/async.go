@@ -157,7 +157,7 @@ func (s *Server) recordQueued(ctx context.Context, j job.Job) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
-	_, err := s.async.statuses.Apply(ctx, j.ID, job.New(j.ID), func(st *job.StatusRecord) bool {
+	_, err := s.async.statuses.Apply(ctx, j.ID, job.NoRecord(j.ID), func(st *job.StatusRecord) bool {
 		if st.Status != "" {
 			return false // a worker was faster
 		}

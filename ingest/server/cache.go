@@ -79,7 +79,7 @@ func (s *Server) cacheLookup(c echo.Context, j job.Job, sub *submission) (bool, 
 func (s *Server) recordHit(ctx context.Context, j job.Job, st job.StatusRecord) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
-	_, err := s.async.statuses.Apply(ctx, j.ID, job.New(j.ID), func(r *job.StatusRecord) bool { *r = st; return true })
+	_, err := s.async.statuses.Apply(ctx, j.ID, job.NoRecord(j.ID), func(r *job.StatusRecord) bool { *r = st; return true })
 	if err == nil && j.CallbackURL != "" {
 		res := job.Result{JobID: j.ID, Status: job.StatusSucceeded, MediaID: st.MediaID, CompletedAt: *st.CompletedAt}
 		err = job.PublishDelivery(ctx, s.js, job.NewDelivery(j, res, *st.CompletedAt))

@@ -104,14 +104,14 @@ type Version struct {
 	rev uint64
 }
 
-// New is the version of a record that does not exist yet, for a writer
+// NoRecord is the version of a record that does not exist yet, for a writer
 // that knows it is the first (a job id it just made).
-func New(id string) *Version { return &Version{rec: StatusRecord{JobID: id}} }
+func NoRecord(id string) *Version { return &Version{rec: StatusRecord{JobID: id}} }
 
 // Apply is Update starting from v, if v is not nil: one write instead of a
 // read and a write while nobody else changed the record since v, the read
-// and a retry if somebody did. It returns the version it wrote, or v if
-// change wrote nothing.
+// and a retry if somebody did. It returns the version it wrote, or the
+// one change was shown if it wrote nothing.
 func (s *Statuses) Apply(ctx context.Context, id string, v *Version, change func(*StatusRecord) bool) (*Version, error) {
 	for range 20 {
 		var r *StatusRecord

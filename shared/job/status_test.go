@@ -43,7 +43,7 @@ func TestApplyWritesFromAKnownVersion(t *testing.T) {
 	ctx := t.Context()
 	id := job.NewID()
 
-	v, err := st.Apply(ctx, id, job.New(id), set(job.StatusQueued))
+	v, err := st.Apply(ctx, id, job.NoRecord(id), set(job.StatusQueued))
 	if err != nil || kv.gets != 0 {
 		t.Fatalf("creating a new record: err %v after %d reads, want none", err, kv.gets)
 	}
@@ -72,7 +72,7 @@ func TestApplyWritesFromAKnownVersion(t *testing.T) {
 
 	// A "new" version of a record that exists is just as stale.
 	kv.gets = 0
-	if _, err := st.Apply(ctx, id, job.New(id), func(r *job.StatusRecord) bool { return r.Status == "" }); err != nil || kv.gets != 1 {
+	if _, err := st.Apply(ctx, id, job.NoRecord(id), func(r *job.StatusRecord) bool { return r.Status == "" }); err != nil || kv.gets != 1 {
 		t.Errorf("creating an existing record: err %v after %d reads, want a read and no write", err, kv.gets)
 	}
 	if got, _ := st.Get(ctx, id); got.Status != job.StatusSucceeded {
