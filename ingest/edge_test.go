@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sigfollow/media/ingest/server"
+	"github.com/sigfollow/media/shared/localstack"
 	"github.com/sigfollow/media/shared/testenv"
 )
 
@@ -133,5 +134,23 @@ func TestEdgeSettingsAreValidated(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"ingest", "env"}, mapEnv(map[string]string{"RATE_LIMIT_PER_MINUTE": "0"}), io.Discard, io.Discard); err != nil {
 		t.Errorf("RATE_LIMIT_PER_MINUTE=0 (off) refused: %v", err)
+	}
+}
+
+// TestInlineLimitMustFitNATS: ingest refuses to start when a job carrying
+// a file of INLINE_MAX_BYTES would not fit the NATS server's max_payload,
+// rather than failing each such upload later.
+func TestInlineLimitMustFitNATS(t *testing.T) {
+	s, err := localstack.StartNATS(localstack.NATSConfig{Port: -1, StoreDir: t.TempDir(), MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = run(ctx, []string{"ingest"}, mapEnv(map[string]string{"NATS_URL": s.ClientURL(), "INGEST_ADDR": "127.0.0.1:0",
+		"S3_ENDPOINT": "http://127.0.0.1:1", "LOG_LEVEL": "error"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "max_payload of 65536") || !strings.Contains(err.Error(), "INLINE_MAX_BYTES=131072") {
+		t.Fatalf("run = %v; want a refusal naming INLINE_MAX_BYTES and the server's max_payload", err)
 	}
 }

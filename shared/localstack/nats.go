@@ -16,6 +16,9 @@ type NATSConfig struct {
 	StoreDir string
 	// ServerName names the server in logs and cluster views.
 	ServerName string
+	// MaxPayload caps a message's size; 0 keeps the server's default
+	// (1 MiB).
+	MaxPayload int32
 }
 
 // StartNATS starts a NATS server with JetStream in this process and waits
@@ -36,6 +39,7 @@ func StartNATS(cfg NATSConfig) (*server.Server, error) {
 		// guard against a runaway test rather than size production.
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  4 << 30,
+		MaxPayload:         cfg.MaxPayload,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
