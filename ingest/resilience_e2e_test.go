@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +180,84 @@ func TestNATSOutage(t *testing.T) {
 	}, "uploads do not succeed after NATS came back")
 	wantMedia(t, p, last, after)
 	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 0 }, "staged objects left behind")
+}
+
+// TestNoJobQueuedBehindA503: NATS goes down while an upload's body is still
+// arriving, after the request got past the connection check. The upload
+// gets 503 (nothing was queued, retry), and when NATS comes back the job
+// does not turn up after all: a publish is never held back for a
+// reconnect and sent behind the client's back.
+func TestNoJobQueuedBehindA503(t *testing.T) {
+	p := startPipeline(t, pipelineOptions{workers: 1})
+	refused := textFile("behind a 503", 0)
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	_ = w.WriteField("messaging_product", "whatsapp")
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="r.txt"`)
+	h.Set("Content-Type", "text/plain")
+	part, _ := w.CreatePart(h)
+	_, _ = part.Write(refused)
+	_ = w.Close()
+	half := body.Len() / 2
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/"+e2ePhone+"/media", pr)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+e2eDevKey)
+	req.Header.Set("Cache-Control", "no-cache")
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("upload: %v", err)
+			close(answered)
+			return
+		}
+		answered <- resp
+	}()
+	// The handler is reading the body once the first half is taken.
+	if _, err := pw.Write(body.Bytes()[:half]); err != nil {
+		t.Fatal(err)
+	}
+	p.NATS.Stop()
+	testenv.Eventually(t, 5*time.Second, func() bool { return p.readyz(t) == http.StatusServiceUnavailable },
+		"ingest did not see NATS go")
+	_, _ = pw.Write(body.Bytes()[half:])
+	_ = pw.Close()
+	resp, ok := <-answered
+	if !ok {
+		return
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("an upload whose job could not be published: %d %s, want 503", resp.StatusCode, raw)
+	}
+
+	p.NATS.Start()
+	testenv.Eventually(t, 30*time.Second, func() bool { return p.readyz(t) == http.StatusOK }, "ingest not ready after NATS came back")
+	after := textFile("behind a 503", 1)
+	var last uploadResult
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		last = <-p.uploadAsync(after)
+		return last.status == http.StatusOK
+	}, "uploads do not succeed after NATS came back")
+	wantMedia(t, p, last, after)
+	_, js := testenv.JetStream(t, p.natsURL)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		s, err := js.Stream(t.Context(), job.Stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(t.Context())
+		return err == nil && info.State.Msgs == 0
+	}, "jobs left in the stream")
+	for _, m := range p.Graph.Media() {
+		if m.SHA256 == sha256Hex(refused) {
+			t.Fatalf("the upload answered 503 reached Meta after all (media id %s)", m.ID)
+		}
+	}
 }
 
 // TestMinIOOutage kills the object store: ingest answers 503 quickly to a

@@ -160,7 +160,10 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready chan<- strin
 // connectQueue connects to NATS and declares the topology, waiting for
 // NATS as long as ctx allows.
 func connectQueue(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, *queue.Topology, error) {
-	nc, err := queue.Connect(cfg.NATSURL, "ingest", log)
+	// Nothing is held back for a reconnect: a job published while the
+	// connection is down must fail now, with the 503 that says nothing
+	// was queued, not be sent later behind the client's back.
+	nc, err := queue.Connect(cfg.NATSURL, "ingest", log, nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, nil, nil, err
 	}

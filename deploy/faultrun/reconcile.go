@@ -28,6 +28,7 @@ type report struct {
 	Refused      int            // 503 answers (retried by the client)
 	Unanswered   int            // uploads never accepted, after every retry
 	Succeeded    int            // accepted, recorded succeeded, at Meta
+	Cached       int            // of them, answered from the media-id cache
 	Failed       int            // accepted, recorded failed
 	FailedBy     map[string]int // failed by error code
 	DeadLettered int            // entries in the dead-letter queue
@@ -72,6 +73,8 @@ func (s *stack) reconcile(ctx context.Context, outcomes []outcome) (*report, err
 	r.Accepted = len(accepted)
 
 	results := map[string]job.Result{}
+	cached := map[string]bool{}
+	statuses := job.NewStatuses(topo.Status)
 	deadline := time.Now().Add(s.cfg.Settle)
 	for {
 		for id := range accepted {
@@ -80,6 +83,10 @@ func (s *stack) reconcile(ctx context.Context, outcomes []outcome) (*report, err
 			}
 			if res, ok := lookup(ctx, topo.Results, id); ok {
 				results[id] = res
+			} else if res, ok := cacheHit(ctx, statuses, id); ok {
+				// A retry of an upload whose first answer was lost: the
+				// media-id cache answered it, and no job ran.
+				results[id], cached[id] = res, true
 			}
 		}
 		info, err := topo.Jobs.Info(ctx)
@@ -120,6 +127,9 @@ func (s *stack) reconcile(ctx context.Context, outcomes []outcome) (*report, err
 				r.Mismatched++
 			}
 			r.Succeeded++
+			if cached[id] {
+				r.Cached++
+			}
 		default:
 			r.Failed++
 			code := "unknown"
@@ -198,6 +208,18 @@ func lookup(ctx context.Context, kv jetstream.KeyValue, id string) (job.Result, 
 	return res, true
 }
 
+// cacheHit returns the result of job id if the media-id cache answered it:
+// such a job has a succeeded status record and no result of its own.
+func cacheHit(ctx context.Context, statuses *job.Statuses, id string) (job.Result, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := statuses.Get(ctx, id)
+	if err != nil || !st.Cached || st.Status != job.StatusSucceeded {
+		return job.Result{}, false
+	}
+	return job.Result{JobID: id, Status: job.StatusSucceeded, MediaID: st.MediaID}, true
+}
+
 func (r *report) print(w io.Writer, took time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	line := func(k string, v any, note string) { fmt.Fprintf(tw, "%s\t%v\t%s\n", k, v, note) }
@@ -205,7 +227,7 @@ func (r *report) print(w io.Writer, took time.Duration) {
 	line("accepted", r.Accepted, "answers with a job id, by status: "+counts(r.Answers))
 	line("refused", r.Refused, "503 answers during outages (nothing queued; the client retried)")
 	line("never accepted", r.Unanswered, "uploads still refused after every retry")
-	line("succeeded", r.Succeeded, "recorded with a media id Meta has")
+	line("succeeded", r.Succeeded, fmt.Sprintf("recorded with a media id Meta has (%d answered from the media-id cache)", r.Cached))
 	line("failed", r.Failed, "recorded as failed: "+counts(r.FailedBy))
 	line("dead-lettered", r.DeadLettered, "failed jobs kept for replay (worker dlq list)")
 	line("lost", r.Lost, "accepted, with no terminal result or a media id Meta lacks")
