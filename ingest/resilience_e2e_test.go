@@ -100,6 +100,18 @@ func (p *pipeline) keptForReplay(t *testing.T) int {
 	return len(all)
 }
 
+// uploadsAgain retries data until an upload succeeds once NATS is back,
+// and checks that Meta got it.
+func (p *pipeline) uploadsAgain(t *testing.T, data []byte) {
+	t.Helper()
+	var last uploadResult
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		last = <-p.uploadAsync(data)
+		return last.status == http.StatusOK
+	}, "uploads do not succeed after NATS came back")
+	wantMedia(t, p, last, data)
+}
+
 func wantMedia(t *testing.T, p *pipeline, r uploadResult, data []byte) {
 	t.Helper()
 	if r.err != nil || r.status != http.StatusOK {
@@ -172,13 +184,7 @@ func TestNATSOutage(t *testing.T) {
 		return ok && res.Status == job.StatusSucceeded
 	}, "the job accepted before the outage did not complete")
 
-	after := textFile("nats", 2)
-	var last uploadResult
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		last = <-p.uploadAsync(after)
-		return last.status == http.StatusOK
-	}, "uploads do not succeed after NATS came back")
-	wantMedia(t, p, last, after)
+	p.uploadsAgain(t, textFile("nats", 2))
 	testenv.Eventually(t, 10*time.Second, func() bool { return p.staged(t) == 0 }, "staged objects left behind")
 }
 
@@ -237,13 +243,7 @@ func TestNoJobQueuedBehindA503(t *testing.T) {
 
 	p.NATS.Start()
 	testenv.Eventually(t, 30*time.Second, func() bool { return p.readyz(t) == http.StatusOK }, "ingest not ready after NATS came back")
-	after := textFile("behind a 503", 1)
-	var last uploadResult
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		last = <-p.uploadAsync(after)
-		return last.status == http.StatusOK
-	}, "uploads do not succeed after NATS came back")
-	wantMedia(t, p, last, after)
+	p.uploadsAgain(t, textFile("behind a 503", 1))
 	_, js := testenv.JetStream(t, p.natsURL)
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		s, err := js.Stream(t.Context(), job.Stream)
