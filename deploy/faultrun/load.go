@@ -64,10 +64,20 @@ func (s *stack) load(ctx context.Context, n, clients int, span time.Duration) []
 	return out
 }
 
+// stagedSize is the size of every fourth upload: over ingest's default
+// INLINE_MAX_BYTES (128 KiB).
+const stagedSize = 200 << 10
+
 // upload sends file i until it is answered with anything but 503.
 func (s *stack) upload(ctx context.Context, client *http.Client, i int) outcome {
 	var o outcome
 	data := fmt.Appendf(nil, "fault run upload %d at %s\n", i, time.Now().Format(time.RFC3339Nano))
+	if i%4 == 3 {
+		// Over INLINE_MAX_BYTES: staged in MinIO, so that the MinIO outage
+		// and the staged files' bookkeeping are exercised too; the other
+		// files travel in their jobs.
+		data = bytes.Repeat(data, stagedSize/len(data)+1)
+	}
 	phone := phones[i%len(phones)]
 	for range retries {
 		status, hdr, body, err := post(ctx, client, s.ingestURL, phone, data)
