@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -196,20 +194,12 @@ func TestNATSOutage(t *testing.T) {
 func TestNoJobQueuedBehindA503(t *testing.T) {
 	p := startPipeline(t, pipelineOptions{workers: 1})
 	refused := textFile("behind a 503", 0)
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	_ = w.WriteField("messaging_product", "whatsapp")
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="r.txt"`)
-	h.Set("Content-Type", "text/plain")
-	part, _ := w.CreatePart(h)
-	_, _ = part.Write(refused)
-	_ = w.Close()
-	half := body.Len() / 2
+	body, contentType := textForm(string(refused))
+	half := len(body) / 2
 
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/"+e2ePhone+"/media", pr)
-	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+e2eDevKey)
 	req.Header.Set("Cache-Control", "no-cache")
 	answered := make(chan *http.Response, 1)
@@ -223,13 +213,13 @@ func TestNoJobQueuedBehindA503(t *testing.T) {
 		answered <- resp
 	}()
 	// The handler is reading the body once the first half is taken.
-	if _, err := pw.Write(body.Bytes()[:half]); err != nil {
+	if _, err := pw.Write(body[:half]); err != nil {
 		t.Fatal(err)
 	}
 	p.NATS.Stop()
 	testenv.Eventually(t, 5*time.Second, func() bool { return p.readyz(t) == http.StatusServiceUnavailable },
 		"ingest did not see NATS go")
-	_, _ = pw.Write(body.Bytes()[half:])
+	_, _ = pw.Write(body[half:])
 	_ = pw.Close()
 	resp, ok := <-answered
 	if !ok {
