@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/sigfollow/media/shared/envconfig"
 	"github.com/sigfollow/media/shared/fakegraph"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/localstack"
 	"github.com/sigfollow/media/shared/testenv"
 )
@@ -289,7 +291,7 @@ func readFixture(t *testing.T, name string) []byte {
 // once with the files carried in their jobs (they are all under
 // INLINE_MAX_BYTES's default), once with every file staged in MinIO.
 func TestEveryWhitelistedTypeReachesMetaIntact(t *testing.T) {
-	for _, mode := range []struct{ name, inlineMax string }{{"in the job", "131072"}, {"staged", "0"}} {
+	for _, mode := range []struct{ name, inlineMax string }{{"in the job", strconv.Itoa(job.DefaultInlineMaxBytes)}, {"staged", "0"}} {
 		t.Run(mode.name, func(t *testing.T) {
 			everyTypeReachesMeta(t, startPipeline(t, pipelineOptions{env: map[string]string{"INLINE_MAX_BYTES": mode.inlineMax}}))
 		})

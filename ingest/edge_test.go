@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sigfollow/media/ingest/server"
+	"github.com/sigfollow/media/shared/envconfig"
+	"github.com/sigfollow/media/shared/job"
 	"github.com/sigfollow/media/shared/localstack"
 	"github.com/sigfollow/media/shared/testenv"
 )
@@ -137,6 +140,18 @@ func TestEdgeSettingsAreValidated(t *testing.T) {
 	}
 }
 
+// TestInlineDefault: INLINE_MAX_BYTES's default is the one the bench, the
+// fault run and the README assume.
+func TestInlineDefault(t *testing.T) {
+	var cfg Config
+	if err := envconfig.Parse(&cfg, mapEnv(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.InlineMaxBytes != job.DefaultInlineMaxBytes {
+		t.Errorf("INLINE_MAX_BYTES defaults to %d, job.DefaultInlineMaxBytes is %d", cfg.InlineMaxBytes, job.DefaultInlineMaxBytes)
+	}
+}
+
 // TestInlineLimitMustFitNATS: ingest refuses to start when a job carrying
 // a file of INLINE_MAX_BYTES would not fit the NATS server's max_payload,
 // rather than failing each such upload later.
@@ -150,7 +165,7 @@ func TestInlineLimitMustFitNATS(t *testing.T) {
 	defer cancel()
 	err = run(ctx, []string{"ingest"}, mapEnv(map[string]string{"NATS_URL": s.ClientURL(), "INGEST_ADDR": "127.0.0.1:0",
 		"S3_ENDPOINT": "http://127.0.0.1:1", "LOG_LEVEL": "error"}), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "max_payload of 65536") || !strings.Contains(err.Error(), "INLINE_MAX_BYTES=131072") {
+	if err == nil || !strings.Contains(err.Error(), "max_payload of 65536") || !strings.Contains(err.Error(), fmt.Sprintf("INLINE_MAX_BYTES=%d", job.DefaultInlineMaxBytes)) {
 		t.Fatalf("run = %v; want a refusal naming INLINE_MAX_BYTES and the server's max_payload", err)
 	}
 }

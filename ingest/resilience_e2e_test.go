@@ -37,7 +37,7 @@ func textFile(tag string, i int) []byte {
 // stagedTextFile is a text file too large to travel in its job (over
 // INLINE_MAX_BYTES's default): it is staged in the object store.
 func stagedTextFile(tag string, i int) []byte {
-	return bytes.Repeat(textFile(tag, i), (200<<10)/len(textFile(tag, i)))
+	return bytes.Repeat(textFile(tag, i), (job.DefaultInlineMaxBytes+64<<10)/len(textFile(tag, i)))
 }
 
 // uploadAsync posts a text file in a goroutine and returns its outcome's

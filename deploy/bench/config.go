@@ -112,7 +112,7 @@ func parseConfig(args []string, fs *flag.FlagSet) (Config, error) {
 	fs.StringVar(&cfg.MinIODir, "minio-dir", "", "keep MinIO's data under `dir` (default: the run's temporary directory)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of ingest and the first worker for each pipeline scenario to `dir` (go tool pprof reads them)")
 	fs.IntVar(&cfg.ProfileSeconds, "profile-seconds", 10, "length of each CPU profile, in `seconds` (keep it under the scenario's)")
-	fs.Int64Var(&cfg.InlineMaxBytes, "inline-max-bytes", 131072, "ingest's INLINE_MAX_BYTES (`bytes`): files up to it travel in their jobs; 0 stages every file in MinIO")
+	fs.Int64Var(&cfg.InlineMaxBytes, "inline-max-bytes", job.DefaultInlineMaxBytes, "ingest's INLINE_MAX_BYTES (`bytes`): files up to it travel in their jobs; 0 stages every file in MinIO")
 	fs.DurationVar(&cfg.SyncTimeout, "sync-timeout", 2*time.Minute, "ingest's SYNC_TIMEOUT (`duration`); the client gives every request 30 s more")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sigfollow/media/shared/job"
 )
 
 // phones are the phone number ids the load spreads over.
@@ -65,8 +67,8 @@ func (s *stack) load(ctx context.Context, n, clients int, span time.Duration) []
 }
 
 // stagedSize is the size of every fourth upload: over ingest's default
-// INLINE_MAX_BYTES (128 KiB).
-const stagedSize = 200 << 10
+// INLINE_MAX_BYTES.
+const stagedSize = job.DefaultInlineMaxBytes + 64<<10
 
 // upload sends file i until it is answered with anything but 503.
 func (s *stack) upload(ctx context.Context, client *http.Client, i int) outcome {

@@ -36,7 +36,11 @@ func ValidPhoneNumberID(s string) bool { return digits.MatchString(s) }
 
 // MaxInlineBytes caps the files a job may carry inline (Job.Data): their
 // messages stay well under NATS's default 1 MiB max_payload.
-const MaxInlineBytes = 512 << 10
+// DefaultInlineMaxBytes is ingest's INLINE_MAX_BYTES when it is not set.
+const (
+	MaxInlineBytes        = 512 << 10
+	DefaultInlineMaxBytes = 128 << 10
+)
 
 // InlineMessageBytes bounds the size of a job message carrying a file of n
 // bytes (see NewMsg): the file and room for the job's other fields and the
